@@ -1,0 +1,233 @@
+"""`ocr-pool` command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
+from workers.store import DocumentSource, SourceStats, StoreError
+
+app = typer.Typer(
+    name="ocr-pool",
+    help="OCR of Quebec land-registry documents (index, acte) with Gemini, from a shared queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+class SourceChoice(StrEnum):
+    index = "index"
+    acte = "acte"
+
+
+def _die(message: str, code: int) -> NoReturn:
+    # One line, no markup interpretation (messages may contain brackets).
+    err.print(f"ocr-pool: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _die(str(exc), 2)
+
+
+def _run(main: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return anyio.run(main)
+    except SettingsError as exc:
+        _die(str(exc), 2)
+    except StoreError as exc:
+        _die(str(exc), 1)
+
+
+@app.command()
+def migrate(
+    env: Annotated[str | None, typer.Option(help="Only this environment (default: all).")] = None,
+    print_sql: Annotated[
+        bool, typer.Option("--print-sql", help="Print all migrations as one script and exit.")
+    ] = False,
+) -> None:
+    """Create or upgrade the queue table, its SQL functions and dashboard views."""
+    if print_sql:
+        from migrations import combined_sql
+
+        sys.stdout.write(combined_sql())
+        return
+    from pool.migrate import migrate_environments
+
+    settings = _settings()
+
+    async def main() -> None:
+        envs = [settings.environment(env)] if env else settings.require_queue()
+        lines, problems = await migrate_environments(envs)
+        for line in lines:
+            out.print(line, markup=False, highlight=False)
+        for problem in problems:
+            err.print(f"ocr-pool: {problem}", markup=False, highlight=False)
+        if problems:
+            raise typer.Exit(1)
+
+    _run(main)
+
+
+@app.command()
+def enqueue(
+    paths: Annotated[list[str], typer.Argument(help="PDF files or directories (searched recursively).")],
+    source: Annotated[SourceChoice, typer.Option(help="Document type.")],
+    env: Annotated[str | None, typer.Option(help="Target environment (default: first configured).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per database call.")] = 500,
+    priority: Annotated[
+        int | None, typer.Option(help="Claim priority for all files (default: from file size).")
+    ] = None,
+) -> None:
+    """Queue local PDFs for OCR (status 3). Files already queued and not done are reported."""
+    from pool.ingest import batches, enqueue_batch, scan
+    from pool.queues import queue_stores
+
+    settings = _settings()
+    target = _resolve_env(settings, env)
+    found = scan(paths)
+    for missing in found.missing:
+        err.print(f"ocr-pool: not found: {missing}", markup=False, highlight=False)
+    if found.skipped:
+        err.print(f"skipped {len(found.skipped)} non-PDF file(s) in directories", highlight=False)
+    doc_source = DocumentSource(source.value)
+
+    async def main() -> tuple[int, list[tuple[str, int]]]:
+        created = 0
+        duplicates: list[tuple[str, int]] = []
+        async with queue_stores(settings, [target]) as (store,):
+            with Progress(
+                TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=err, disable=len(found.files) < batch_size,
+            ) as progress:
+                task = progress.add_task("enqueue", total=len(found.files))
+                for batch in batches(found.files, batch_size):
+                    results = await enqueue_batch(
+                        store, doc_source, batch, settings.ocr_max_attempts, priority
+                    )
+                    for result in results:
+                        if result.created:
+                            created += 1
+                        else:
+                            duplicates.append((result.supabase_path, result.status_id))
+                    progress.advance(task, len(batch))
+        return created, duplicates
+
+    created, duplicates = _run(main)
+    for path, status in duplicates:
+        out.print(f"already queued (status {status}): {path}", markup=False, highlight=False)
+    out.print(
+        f"queued {created} {doc_source.value} document(s) in '{target.name}'; "
+        f"{len(duplicates)} already queued; {len(found.missing)} not found",
+        markup=False, highlight=False,
+    )
+    if found.missing:
+        raise typer.Exit(1)
+
+
+@app.command("requeue-failed")
+def requeue_failed(
+    source: Annotated[SourceChoice | None, typer.Option(help="Only this document type.")] = None,
+    env: Annotated[str | None, typer.Option(help="Only this environment (default: all).")] = None,
+) -> None:
+    """Put documents that failed OCR (status 4) back in the queue with fresh attempts."""
+    from pool.queues import queue_stores
+
+    settings = _settings()
+    envs = [settings.environment(env)] if env else _require(settings)
+    doc_source = None if source is None else DocumentSource(source.value)
+
+    async def main() -> None:
+        async with queue_stores(settings, envs) as stores:
+            for store in stores:
+                count = await store.requeue_failed(doc_source)
+                out.print(f"{store.env}: requeued {count} document(s)", markup=False)
+
+    _run(main)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Queue figures per environment and document type."""
+    from pool.queues import queue_stores
+
+    settings = _settings()
+    envs = _require(settings)
+
+    async def main() -> dict[str, list[SourceStats]]:
+        async with queue_stores(settings, envs) as stores:
+            return {store.env: await store.stats() for store in stores}
+
+    stats = _run(main)
+    if as_json:
+        payload = {
+            "queues": {
+                env: [dataclasses.asdict(s) for s in rows] for env, rows in stats.items()
+            }
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    out.print(_stats_table(stats))
+
+
+def _stats_table(stats: dict[str, list[SourceStats]]) -> Table:
+    table = Table(title="OCR queue")
+    for column in ("env", "type", "pending", "in progress", "failed", "done today",
+                   "done last h", "oldest wait", "p50 s", "p95 s"):
+        table.add_column(column, justify="left" if column in ("env", "type") else "right")
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.1f}"
+
+    for env, rows in stats.items():
+        for s in rows:
+            table.add_row(
+                env, s.document_source, f"{s.pending:,}", f"{s.in_progress:,}", f"{s.failed:,}",
+                f"{s.completed_today:,}", f"{s.completed_last_hour:,}",
+                secs(s.oldest_pending_seconds), secs(s.p50_processing_seconds),
+                secs(s.p95_processing_seconds),
+            )
+    return table
+
+
+def _require(settings: Settings) -> list[QueueEnvironment]:
+    try:
+        return settings.require_queue()
+    except SettingsError as exc:
+        _die(str(exc), 2)
+
+
+def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
+    try:
+        return settings.environment(name)
+    except SettingsError as exc:
+        _die(str(exc), 2)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

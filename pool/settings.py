@@ -1,0 +1,301 @@
+"""Settings, read from the environment and `.env` (pydantic-settings).
+
+Names of the system being replaced are kept so deployments carry over. A bad
+value stops start-up with one line naming the variable (`SettingsError`);
+secret values (keys, and passwords inside URLs) never appear in messages,
+`repr` or logs.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENVIRONMENT_NAMES = ("prod", "staging", "dev")
+"""Queue environments, in the order they are polled."""
+DEFAULT_ENVIRONMENT = "default"
+"""Name given to the database of plain `DATABASE_URL`, polled after the others."""
+
+_POSTGRES_SCHEMES = {"postgres", "postgresql"}
+_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+_HTTP_SCHEMES = {"http", "https"}
+
+Percent = Annotated[float, Field(ge=0, lt=100)]
+PositiveMs = Annotated[int, Field(ge=100)]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message is one line, secrets excluded."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***` (safe to print)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _check_url(value: SecretStr | None, schemes: set[str], what: str) -> SecretStr | None:
+    if value is None:
+        return None
+    raw = value.get_secret_value().strip()
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"is not a well-formed {what} URL") from None
+    if parts.scheme not in schemes:
+        expected = " or ".join(f"{s}://" for s in sorted(schemes))
+        raise ValueError(f"must be a {what} URL starting with {expected}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"is not a well-formed {what} URL (no host)")
+    return SecretStr(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEnvironment:
+    """One queue database: reached directly (Postgres URL) or through Supabase."""
+
+    name: str
+    database_url: SecretStr | None
+    supabase_url: str | None
+    supabase_service_key: SecretStr | None
+
+    @property
+    def transport(self) -> str:
+        return "postgres" if self.database_url is not None else "supabase"
+
+    @property
+    def display_target(self) -> str:
+        if self.database_url is not None:
+            return redact_url(self.database_url.get_secret_value())
+        return self.supabase_url or "?"
+
+
+class Settings(BaseSettings):
+    """Every setting of ocr-pool; field names are the environment variables, lower-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # --- coordination -----------------------------------------------------
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    ocr_redis_prefix: str = ""
+    ocr_server_id: str = Field(default_factory=socket.gethostname, min_length=1)
+
+    # --- the pool ---------------------------------------------------------
+    ocr_worker_pool_size: int = Field(4, ge=1, le=1024)
+    ocr_min_index_workers: int = Field(1, ge=0)
+    ocr_min_acte_workers: int = Field(1, ge=0)
+    ocr_rebalance_interval_ms: PositiveMs = 30_000
+    ocr_status_interval_ms: PositiveMs = 60_000
+    ocr_environments: str = ""
+    """Comma-separated subset of configured environments this pool serves (empty: all)."""
+
+    # --- the queue --------------------------------------------------------
+    ocr_lease_seconds: float = Field(120.0, gt=0, le=86_400)
+    ocr_heartbeat_seconds: float = Field(20.0, gt=0)
+    ocr_max_attempts: int = Field(3, ge=1, le=100)
+    ocr_db_pool_size: int = Field(10, ge=1, le=200)
+
+    # --- server capacity ----------------------------------------------------
+    server_max_cpu: float | None = Field(None, gt=0)
+    server_max_ram: float | None = Field(None, gt=0)
+    server_reserve_cpu_percent: Percent = 20.0
+    server_reserve_ram_percent: Percent = 20.0
+
+    # --- Gemini -----------------------------------------------------------
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    gemini_rpm_limit: int = Field(1600, ge=1)
+    gemini_tpm_limit: int = Field(6_400_000, ge=1)
+    gemini_rpd_limit: int | None = Field(None, ge=1)
+    gemini_model_index: str = Field("gemini-2.5-flash", min_length=1)
+    gemini_model_acte_extract: str = Field("gemini-2.5-flash", min_length=1)
+    gemini_model_acte_boost: str = Field("gemini-2.5-flash", min_length=1)
+
+    # --- queue databases ----------------------------------------------------
+    database_url: SecretStr | None = None
+    prod_database_url: SecretStr | None = None
+    staging_database_url: SecretStr | None = None
+    dev_database_url: SecretStr | None = None
+    prod_supabase_url: str | None = None
+    staging_supabase_url: str | None = None
+    dev_supabase_url: str | None = None
+    prod_supabase_service_key: SecretStr | None = None
+    staging_supabase_service_key: SecretStr | None = None
+    dev_supabase_service_key: SecretStr | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        checked = _check_url(value, _REDIS_SCHEMES, "Redis")
+        if checked is None:
+            raise ValueError("must not be empty")
+        return checked
+
+    @field_validator(
+        "database_url", "prod_database_url", "staging_database_url", "dev_database_url"
+    )
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_url(value, _POSTGRES_SCHEMES, "PostgreSQL")
+
+    @field_validator(
+        "prod_supabase_url", "staging_supabase_url", "dev_supabase_url", "gemini_base_url"
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        checked = _check_url(None if value is None else SecretStr(value), _HTTP_SCHEMES, "HTTP")
+        return None if checked is None else checked.get_secret_value().rstrip("/")
+
+    @field_validator(
+        "prod_supabase_service_key", "staging_supabase_service_key", "dev_supabase_service_key",
+        "gemini_api_key",
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("ocr_redis_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        minimums = self.ocr_min_index_workers + self.ocr_min_acte_workers
+        if minimums > self.ocr_worker_pool_size:
+            raise ValueError(
+                f"OCR_MIN_INDEX_WORKERS + OCR_MIN_ACTE_WORKERS ({self.ocr_min_index_workers} + "
+                f"{self.ocr_min_acte_workers}) exceeds OCR_WORKER_POOL_SIZE "
+                f"({self.ocr_worker_pool_size})"
+            )
+        if self.ocr_heartbeat_seconds * 2 > self.ocr_lease_seconds:
+            raise ValueError(
+                f"OCR_HEARTBEAT_SECONDS ({self.ocr_heartbeat_seconds:g}) must be at most half of "
+                f"OCR_LEASE_SECONDS ({self.ocr_lease_seconds:g}) so a lease survives a missed beat"
+            )
+        for env in ENVIRONMENT_NAMES:
+            url = getattr(self, f"{env}_supabase_url")
+            key = getattr(self, f"{env}_supabase_service_key")
+            if url and key is None:
+                raise ValueError(f"{env.upper()}_SUPABASE_SERVICE_KEY is missing: "
+                                 f"{env.upper()}_SUPABASE_URL is set")
+            if key is not None and not url:
+                raise ValueError(f"{env.upper()}_SUPABASE_URL is missing: "
+                                 f"{env.upper()}_SUPABASE_SERVICE_KEY is set")
+        selected = self.selected_environment_names
+        known = {e.name for e in self.all_environments()}
+        unknown = [name for name in selected if name not in known]
+        if unknown:
+            raise ValueError(
+                f"OCR_ENVIRONMENTS names {', '.join(unknown)}, which "
+                f"{'is' if len(unknown) == 1 else 'are'} not configured "
+                f"(configured: {', '.join(sorted(known)) or 'none'})"
+            )
+        return self
+
+    # --- derived ------------------------------------------------------------
+    @property
+    def selected_environment_names(self) -> list[str]:
+        return [n.strip().lower() for n in self.ocr_environments.split(",") if n.strip()]
+
+    def all_environments(self) -> list[QueueEnvironment]:
+        """Configured queue databases in polling order (prod, staging, dev, default)."""
+        found: list[QueueEnvironment] = []
+        for name in ENVIRONMENT_NAMES:
+            database_url = getattr(self, f"{name}_database_url")
+            supabase_url = getattr(self, f"{name}_supabase_url")
+            if database_url is not None or supabase_url:
+                found.append(
+                    QueueEnvironment(
+                        name, database_url, supabase_url,
+                        getattr(self, f"{name}_supabase_service_key"),
+                    )
+                )
+        if self.database_url is not None:
+            same = [e for e in found if e.database_url == self.database_url]
+            if not same:
+                found.append(QueueEnvironment(DEFAULT_ENVIRONMENT, self.database_url, None, None))
+        return found
+
+    def environments(self) -> list[QueueEnvironment]:
+        """The environments this process serves (OCR_ENVIRONMENTS narrows the list)."""
+        selected = self.selected_environment_names
+        envs = self.all_environments()
+        return [e for e in envs if e.name in selected] if selected else envs
+
+    def require_queue(self) -> list[QueueEnvironment]:
+        envs = self.environments()
+        if not envs:
+            raise SettingsError(
+                "DATABASE_URL: no queue database configured; set DATABASE_URL, "
+                "{PROD,STAGING,DEV}_DATABASE_URL or {PROD,STAGING,DEV}_SUPABASE_URL "
+                "with its _SUPABASE_SERVICE_KEY"
+            )
+        return envs
+
+    def environment(self, name: str | None) -> QueueEnvironment:
+        """One environment by name; without a name, the first in polling order."""
+        envs = self.require_queue()
+        if name is None:
+            return envs[0]
+        for env in envs:
+            if env.name == name.lower():
+                return env
+        raise SettingsError(
+            f"--env {name}: not configured (configured: {', '.join(e.name for e in envs)})"
+        )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = error.get("loc") or ()
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    if not loc:
+        return message
+    field = str(loc[0])
+    variable = field.upper()
+    secret = field.endswith(("_key", "_url")) or "password" in field
+    got = "" if secret or "input" not in error else f" (got {error['input']!r})"
+    if message and message[0].isupper():
+        message = message[0].lower() + message[1:]
+    return f"{variable}: {message}{got}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; on any problem raise `SettingsError` with a one-line message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(dict(e)) for e in exc.errors())) from None

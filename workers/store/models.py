@@ -1,0 +1,123 @@
+"""Plain values exchanged with a queue store (both adapters return these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+JobId = UUID | int | str
+"""A row id as the database returns it (uuid in a table made by the migration;
+a production table may use bigint). Passed back to the store untouched."""
+
+
+class DocumentSource(StrEnum):
+    INDEX = "index"
+    ACTE = "acte"
+
+
+class Status:
+    """`extraction_status` ids."""
+
+    WAITING = 1
+    EXTRACTING = 2
+    READY_FOR_OCR = 3
+    ERROR = 4
+    OCR_COMPLETE = 5
+    OCR_IN_PROGRESS = 6
+
+
+class FailOutcome(StrEnum):
+    REQUEUED = "requeued"
+    """Back at status 3, to be retried (after the delay given)."""
+    FAILED = "failed"
+    """At status 4: permanent error or attempts used up."""
+    LOST = "lost"
+    """The caller no longer held the lease; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    env: str
+    worker: str
+    id: JobId
+    source: DocumentSource
+    supabase_path: str
+    attempt: int
+    max_attempts: int
+    lease_token: UUID | str
+    lease_expires_at: datetime | str
+    created_at: datetime | str
+
+    @classmethod
+    def from_row(cls, env: str, worker: str, row: Any) -> ClaimedJob:
+        return cls(
+            env=env,
+            worker=worker,
+            id=row["id"],
+            source=DocumentSource(row["document_source"]),
+            supabase_path=row["supabase_path"] or "",
+            attempt=int(row["attempt"]),
+            max_attempts=int(row["max_attempts"]),
+            lease_token=row["lease_token"],
+            lease_expires_at=row["lease_expires_at"],
+            created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredJob:
+    id: JobId
+    source: str
+    status_id: int
+    worker_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceComposition:
+    claimable: int
+    delayed: int
+    in_progress: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    supabase_path: str
+    id: JobId
+    created: bool
+    status_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStats:
+    document_source: str
+    pending: int
+    in_progress: int
+    failed: int
+    completed_today: int
+    completed_last_hour: int
+    avg_wait_seconds: float | None
+    oldest_pending_seconds: float | None
+    p50_processing_seconds: float | None
+    p95_processing_seconds: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> SourceStats:
+        def opt(key: str) -> float | None:
+            value = row[key]
+            return None if value is None else float(value)
+
+        return cls(
+            document_source=str(row["document_source"]),
+            pending=int(row["pending"]),
+            in_progress=int(row["in_progress"]),
+            failed=int(row["failed"]),
+            completed_today=int(row["completed_today"]),
+            completed_last_hour=int(row["completed_last_hour"]),
+            avg_wait_seconds=opt("avg_wait_seconds"),
+            oldest_pending_seconds=opt("oldest_pending_seconds"),
+            p50_processing_seconds=opt("p50_processing_seconds"),
+            p95_processing_seconds=opt("p95_processing_seconds"),
+        )

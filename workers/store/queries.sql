@@ -1,0 +1,39 @@
+-- Queue operations of the direct-Postgres adapter: each is one call of a SQL
+-- function from migrations/0002 and 0003 (the Supabase adapter calls the same
+-- functions through PostgREST rpc).
+
+-- name: ping
+SELECT 1;
+
+-- name: claim
+SELECT * FROM ocr_claim(p_worker => $1, p_source => $2, p_lease_seconds => $3);
+
+-- name: heartbeat
+SELECT ocr_heartbeat(p_id => $1, p_worker => $2, p_lease_token => $3, p_lease_seconds => $4);
+
+-- name: complete
+SELECT ocr_complete(p_id => $1, p_worker => $2, p_lease_token => $3,
+                    p_file_content => $4, p_boosted_file_content => $5);
+
+-- name: fail
+SELECT ocr_fail(p_id => $1, p_worker => $2, p_lease_token => $3, p_error => $4,
+                p_retryable => $5, p_retry_delay_seconds => $6);
+
+-- name: release
+SELECT ocr_release(p_id => $1, p_worker => $2, p_lease_token => $3);
+
+-- name: recover_expired
+SELECT * FROM ocr_recover_expired(p_limit => $1);
+
+-- name: requeue_failed
+SELECT ocr_requeue_failed(p_source => $1);
+
+-- name: composition
+SELECT * FROM ocr_queue_composition();
+
+-- name: stats
+SELECT * FROM ocr_queue_stats();
+
+-- name: enqueue
+SELECT * FROM ocr_enqueue(p_source => $1, p_paths => $2, p_priorities => $3,
+                          p_max_attempts => $4);

@@ -1,0 +1,171 @@
+"""Supabase queue adapter: the same SQL functions, called through PostgREST rpc.
+
+Used for environments that have `{ENV}_SUPABASE_URL` + `{ENV}_SUPABASE_SERVICE_KEY`
+but no direct database URL. The service key bypasses row-level security; the
+queue functions are never exposed to the anon key (see migrations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from postgrest.exceptions import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from workers.store.base import StoreError, StoreUnavailable
+from workers.store.models import (
+    ClaimedJob,
+    DocumentSource,
+    EnqueueResult,
+    FailOutcome,
+    JobId,
+    RecoveredJob,
+    SourceComposition,
+    SourceStats,
+)
+
+_MISSING_FUNCTION_CODES = {"PGRST202", "42883"}
+
+
+def _json_id(value: JobId) -> str | int:
+    return value if isinstance(value, int) else str(value)
+
+
+class SupabaseStore:
+    """Queue store over Supabase's REST API (`/rest/v1/rpc/<function>`)."""
+
+    transport = "supabase"
+
+    def __init__(self, env: str, client: AsyncClient) -> None:
+        self.env = env
+        self._client = client
+
+    @classmethod
+    async def connect(
+        cls, env: str, url: str, service_key: str, *, timeout: float = 30.0
+    ) -> SupabaseStore:
+        options = AsyncClientOptions(
+            postgrest_client_timeout=timeout,
+            auto_refresh_token=False,
+            persist_session=False,
+        )
+        try:
+            client = await acreate_client(url, service_key, options=options)
+        except Exception as exc:  # the SDK raises its own exception types for bad input
+            raise StoreUnavailable(f"cannot set up Supabase client for '{env}' ({url}): {exc}") from None
+        return cls(env, client)
+
+    async def _rpc(self, function: str, params: dict[str, Any]) -> Any:
+        try:
+            response = await self._client.rpc(function, params).execute()
+        except APIError as exc:
+            detail = exc.message or str(exc)
+            if exc.code in _MISSING_FUNCTION_CODES:
+                raise StoreError(
+                    f"queue database '{self.env}' is not migrated ({detail}); "
+                    "apply the migrations (see README: Supabase)"
+                ) from exc
+            raise StoreError(f"queue database '{self.env}': {detail}") from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise StoreUnavailable(
+                f"cannot reach Supabase for '{self.env}': {str(exc) or type(exc).__name__}"
+            ) from exc
+        return response.data
+
+    async def ping(self) -> None:
+        await self._rpc("ocr_queue_composition", {})
+
+    async def claim(
+        self, worker: str, source: DocumentSource, lease_seconds: float
+    ) -> ClaimedJob | None:
+        rows = await self._rpc(
+            "ocr_claim",
+            {"p_worker": worker, "p_source": source.value, "p_lease_seconds": lease_seconds},
+        )
+        return ClaimedJob.from_row(self.env, worker, rows[0]) if rows else None
+
+    def _lease(self, job: ClaimedJob) -> dict[str, Any]:
+        return {
+            "p_id": _json_id(job.id),
+            "p_worker": job.worker,
+            "p_lease_token": str(job.lease_token),
+        }
+
+    async def heartbeat(self, job: ClaimedJob, lease_seconds: float) -> bool:
+        return bool(
+            await self._rpc("ocr_heartbeat", {**self._lease(job), "p_lease_seconds": lease_seconds})
+        )
+
+    async def complete(
+        self, job: ClaimedJob, file_content: str, boosted_file_content: str | None = None
+    ) -> bool:
+        params = {
+            **self._lease(job),
+            "p_file_content": file_content,
+            "p_boosted_file_content": boosted_file_content,
+        }
+        return bool(await self._rpc("ocr_complete", params))
+
+    async def fail(
+        self, job: ClaimedJob, error: str, *, retryable: bool, retry_delay_seconds: float = 0.0
+    ) -> FailOutcome:
+        params = {
+            **self._lease(job),
+            "p_error": error,
+            "p_retryable": retryable,
+            "p_retry_delay_seconds": retry_delay_seconds,
+        }
+        return FailOutcome(await self._rpc("ocr_fail", params))
+
+    async def release(self, job: ClaimedJob) -> bool:
+        return bool(await self._rpc("ocr_release", self._lease(job)))
+
+    async def recover_expired(self, limit: int = 1000) -> list[RecoveredJob]:
+        rows = await self._rpc("ocr_recover_expired", {"p_limit": limit})
+        return [
+            RecoveredJob(r["id"], r["document_source"], int(r["status_id"]), r["worker_id"])
+            for r in rows
+        ]
+
+    async def requeue_failed(self, source: DocumentSource | None = None) -> int:
+        params = {"p_source": None if source is None else source.value}
+        return int(await self._rpc("ocr_requeue_failed", params))
+
+    async def composition(self) -> dict[DocumentSource, SourceComposition]:
+        rows = await self._rpc("ocr_queue_composition", {})
+        return {
+            DocumentSource(r["document_source"]): SourceComposition(
+                int(r["claimable"]), int(r["delayed"]), int(r["in_progress"])
+            )
+            for r in rows
+        }
+
+    async def stats(self) -> list[SourceStats]:
+        rows = await self._rpc("ocr_queue_stats", {})
+        return [SourceStats.from_row(r) for r in rows]
+
+    async def enqueue(
+        self,
+        source: DocumentSource,
+        paths: Sequence[str],
+        priorities: Sequence[int],
+        max_attempts: int,
+    ) -> list[EnqueueResult]:
+        rows = await self._rpc(
+            "ocr_enqueue",
+            {
+                "p_source": source.value,
+                "p_paths": list(paths),
+                "p_priorities": list(priorities),
+                "p_max_attempts": max_attempts,
+            },
+        )
+        return [
+            EnqueueResult(r["supabase_path"], r["id"], bool(r["created"]), int(r["status_id"]))
+            for r in rows
+        ]
+
+    async def close(self) -> None:
+        await self._client.postgrest.aclose()
