@@ -110,7 +110,7 @@ class PostgresStore:
         self, worker: str, source: DocumentSource, lease_seconds: float
     ) -> ClaimedJob | None:
         row = await self._run(
-            lambda p: p.fetchrow(_Q["claim"], worker, source.value, lease_seconds)
+            lambda p: p.fetchrow(_Q["claim"], worker, str(source), lease_seconds)
         )
         return None if row is None else ClaimedJob.from_row(self.env, worker, row)
 

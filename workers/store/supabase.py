@@ -38,24 +38,28 @@ class SupabaseStore:
 
     transport = "supabase"
 
-    def __init__(self, env: str, client: AsyncClient) -> None:
+    def __init__(self, env: str, client: AsyncClient, http: httpx.AsyncClient) -> None:
         self.env = env
         self._client = client
+        self._http = http
 
     @classmethod
     async def connect(
         cls, env: str, url: str, service_key: str, *, timeout: float = 30.0
     ) -> SupabaseStore:
+        # Our own HTTP client: keep-alive pool and timeout under our control, closed by us.
+        http = httpx.AsyncClient(timeout=timeout)
         options = AsyncClientOptions(
-            postgrest_client_timeout=timeout,
-            auto_refresh_token=False,
-            persist_session=False,
+            httpx_client=http, auto_refresh_token=False, persist_session=False
         )
         try:
             client = await acreate_client(url, service_key, options=options)
         except Exception as exc:  # the SDK raises its own exception types for bad input
-            raise StoreUnavailable(f"cannot set up Supabase client for '{env}' ({url}): {exc}") from None
-        return cls(env, client)
+            await http.aclose()
+            raise StoreUnavailable(
+                f"cannot set up Supabase client for '{env}' ({url}): {exc}"
+            ) from None
+        return cls(env, client, http)
 
     async def _rpc(self, function: str, params: dict[str, Any]) -> Any:
         try:
@@ -82,7 +86,7 @@ class SupabaseStore:
     ) -> ClaimedJob | None:
         rows = await self._rpc(
             "ocr_claim",
-            {"p_worker": worker, "p_source": source.value, "p_lease_seconds": lease_seconds},
+            {"p_worker": worker, "p_source": str(source), "p_lease_seconds": lease_seconds},
         )
         return ClaimedJob.from_row(self.env, worker, rows[0]) if rows else None
 
@@ -168,4 +172,4 @@ class SupabaseStore:
         ]
 
     async def close(self) -> None:
-        await self._client.postgrest.aclose()
+        await self._http.aclose()

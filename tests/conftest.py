@@ -1,0 +1,104 @@
+"""Shared fixtures: real Postgres databases (one per test module or test) and
+both queue adapters. Services come from `scripts/services.sh` (the test command
+starts them); the defaults match a local Postgres/Redis on the usual ports."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import anyio
+import pytest
+
+from migrations.runner import apply_migrations
+from workers.store import QueueStore
+from workers.store.postgres import PostgresStore
+from workers.store.supabase import SupabaseStore
+from tests.support.postgrest import serve_postgrest
+
+ADMIN_URL = os.environ.get(
+    "OCR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("OCR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SERVICE_KEY = "test-service-key-" + uuid.uuid4().hex
+
+
+def database_url(name: str) -> str:
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def temporary_database(migrate: bool = True) -> Iterator[str]:
+    """A brand-new database (dropped afterwards); migrated unless told otherwise."""
+    name = f"ocr_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        await _admin(f'CREATE DATABASE "{name}"')
+        if migrate:
+            conn = await asyncpg.connect(database_url(name))
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+
+    anyio.run(create)
+    try:
+        yield database_url(name)
+    finally:
+        anyio.run(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def migrated_url() -> Iterator[str]:
+    with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_database() -> Callable[..., object]:
+    return temporary_database
+
+
+async def truncate_queue(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("TRUNCATE extraction_queue")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["postgres", "supabase"])
+async def store(request: pytest.FixtureRequest, migrated_url: str) -> AsyncIterator[QueueStore]:
+    """Each queue adapter over an empty, migrated queue."""
+    await truncate_queue(migrated_url)
+    if request.param == "postgres":
+        pg = await PostgresStore.connect("test", migrated_url)
+        try:
+            yield pg
+        finally:
+            await pg.close()
+        return
+    async with serve_postgrest(migrated_url, SERVICE_KEY) as (base_url, _):
+        sb = await SupabaseStore.connect("test", base_url, SERVICE_KEY)
+        try:
+            yield sb
+        finally:
+            await sb.close()
