@@ -38,9 +38,9 @@ async def apply_migrations(
     # Functions are created with `SET search_path FROM CURRENT`: pin it to the
     # target schema (plus pg_temp last, so temp objects can never shadow ours).
     await conn.fetchval(_Q["set_search_path"], f'"{schema}", pg_temp')
-    await conn.execute(_Q["create_ledger"])
     await conn.fetchval(_Q["lock"])
     try:
+        await conn.execute(_Q["create_ledger"])
         done = {r["version"]: (r["name"], r["checksum"]) for r in await conn.fetch(_Q["applied"])}
         applied: list[str] = []
         already: list[str] = []

@@ -6,8 +6,6 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import anyio
@@ -29,11 +27,6 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
-
-
-class SourceChoice(StrEnum):
-    index = "index"
-    acte = "acte"
 
 
 def _die(message: str, code: int) -> NoReturn:
@@ -90,10 +83,16 @@ def migrate(
 
 @app.command()
 def enqueue(
-    paths: Annotated[list[str], typer.Argument(help="PDF files or directories (searched recursively).")],
-    source: Annotated[SourceChoice, typer.Option(help="Document type.")],
-    env: Annotated[str | None, typer.Option(help="Target environment (default: first configured).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per database call.")] = 500,
+    paths: Annotated[
+        list[str], typer.Argument(help="PDF files or directories (searched recursively).")
+    ],
+    source: Annotated[DocumentSource, typer.Option(help="Document type.")],
+    env: Annotated[
+        str | None, typer.Option(help="Target environment (default: first configured).")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Rows per database call.")
+    ] = 500,
     priority: Annotated[
         int | None, typer.Option(help="Claim priority for all files (default: from file size).")
     ] = None,
@@ -109,20 +108,23 @@ def enqueue(
         err.print(f"ocr-pool: not found: {missing}", markup=False, highlight=False)
     if found.skipped:
         err.print(f"skipped {len(found.skipped)} non-PDF file(s) in directories", highlight=False)
-    doc_source = DocumentSource(source.value)
 
     async def main() -> tuple[int, list[tuple[str, int]]]:
         created = 0
         duplicates: list[tuple[str, int]] = []
         async with queue_stores(settings, [target]) as (store,):
             with Progress(
-                TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=err, disable=len(found.files) < batch_size,
+                TextColumn("enqueue"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                disable=len(found.files) < batch_size,
             ) as progress:
                 task = progress.add_task("enqueue", total=len(found.files))
                 for batch in batches(found.files, batch_size):
                     results = await enqueue_batch(
-                        store, doc_source, batch, settings.ocr_max_attempts, priority
+                        store, source, batch, settings.ocr_max_attempts, priority
                     )
                     for result in results:
                         if result.created:
@@ -136,9 +138,10 @@ def enqueue(
     for path, status in duplicates:
         out.print(f"already queued (status {status}): {path}", markup=False, highlight=False)
     out.print(
-        f"queued {created} {doc_source.value} document(s) in '{target.name}'; "
+        f"queued {created} {source.value} document(s) in '{target.name}'; "
         f"{len(duplicates)} already queued; {len(found.missing)} not found",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
     if found.missing:
         raise typer.Exit(1)
@@ -146,7 +149,7 @@ def enqueue(
 
 @app.command("requeue-failed")
 def requeue_failed(
-    source: Annotated[SourceChoice | None, typer.Option(help="Only this document type.")] = None,
+    source: Annotated[DocumentSource | None, typer.Option(help="Only this document type.")] = None,
     env: Annotated[str | None, typer.Option(help="Only this environment (default: all).")] = None,
 ) -> None:
     """Put documents that failed OCR (status 4) back in the queue with fresh attempts."""
@@ -154,12 +157,11 @@ def requeue_failed(
 
     settings = _settings()
     envs = [settings.environment(env)] if env else _require(settings)
-    doc_source = None if source is None else DocumentSource(source.value)
 
     async def main() -> None:
         async with queue_stores(settings, envs) as stores:
             for store in stores:
-                count = await store.requeue_failed(doc_source)
+                count = await store.requeue_failed(source)
                 out.print(f"{store.env}: requeued {count} document(s)", markup=False)
 
     _run(main)
@@ -182,9 +184,7 @@ def status(
     stats = _run(main)
     if as_json:
         payload = {
-            "queues": {
-                env: [dataclasses.asdict(s) for s in rows] for env, rows in stats.items()
-            }
+            "queues": {env: [dataclasses.asdict(s) for s in rows] for env, rows in stats.items()}
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
@@ -193,8 +193,18 @@ def status(
 
 def _stats_table(stats: dict[str, list[SourceStats]]) -> Table:
     table = Table(title="OCR queue")
-    for column in ("env", "type", "pending", "in progress", "failed", "done today",
-                   "done last h", "oldest wait", "p50 s", "p95 s"):
+    for column in (
+        "env",
+        "type",
+        "pending",
+        "in progress",
+        "failed",
+        "done today",
+        "done last h",
+        "oldest wait",
+        "p50 s",
+        "p95 s",
+    ):
         table.add_column(column, justify="left" if column in ("env", "type") else "right")
 
     def secs(value: float | None) -> str:
@@ -203,9 +213,15 @@ def _stats_table(stats: dict[str, list[SourceStats]]) -> Table:
     for env, rows in stats.items():
         for s in rows:
             table.add_row(
-                env, s.document_source, f"{s.pending:,}", f"{s.in_progress:,}", f"{s.failed:,}",
-                f"{s.completed_today:,}", f"{s.completed_last_hour:,}",
-                secs(s.oldest_pending_seconds), secs(s.p50_processing_seconds),
+                env,
+                s.document_source,
+                f"{s.pending:,}",
+                f"{s.in_progress:,}",
+                f"{s.failed:,}",
+                f"{s.completed_today:,}",
+                f"{s.completed_last_hour:,}",
+                secs(s.oldest_pending_seconds),
+                secs(s.p50_processing_seconds),
                 secs(s.p95_processing_seconds),
             )
     return table

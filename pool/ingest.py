@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from workers.store import DocumentSource, EnqueueResult, QueueStore
 
+T = TypeVar("T")
 _MB = 1024 * 1024
 # (upper bound in bytes, priority): small files first, as the queue being
 # replaced did; a big acte costs minutes, a small one seconds.
@@ -52,6 +54,7 @@ def scan(paths: Iterable[str]) -> Scan:
     Files named explicitly are taken whatever their extension."""
     result = Scan()
     seen: set[Path] = set()
+    skipped: list[Path] = []
 
     def add(path: Path) -> None:
         resolved = path.resolve()
@@ -67,15 +70,17 @@ def scan(paths: Iterable[str]) -> Scan:
                     if child.suffix.lower() == ".pdf":
                         add(child)
                     else:
-                        result.skipped.append(str(child))
+                        skipped.append(child)
         elif path.is_file():
             add(path)
         else:
             result.missing.append(raw)
+    # A non-PDF seen in a directory but also named explicitly was taken, not skipped.
+    result.skipped = [str(p) for p in skipped if p.resolve() not in seen]
     return result
 
 
-def batches(items: Sequence[Candidate], size: int) -> Iterator[Sequence[Candidate]]:
+def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     if size < 1:
         raise ValueError("batch size must be at least 1")
     for start in range(0, len(items), size):

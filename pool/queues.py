@@ -15,7 +15,8 @@ async def open_environment(env: QueueEnvironment, settings: Settings) -> QueueSt
         database_url=None if env.database_url is None else env.database_url.get_secret_value(),
         supabase_url=env.supabase_url,
         supabase_key=(
-            None if env.supabase_service_key is None
+            None
+            if env.supabase_service_key is None
             else env.supabase_service_key.get_secret_value()
         ),
         pool_size=settings.ocr_db_pool_size,

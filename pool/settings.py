@@ -175,7 +175,9 @@ class Settings(BaseSettings):
         return None if checked is None else checked.get_secret_value().rstrip("/")
 
     @field_validator(
-        "prod_supabase_service_key", "staging_supabase_service_key", "dev_supabase_service_key",
+        "prod_supabase_service_key",
+        "staging_supabase_service_key",
+        "dev_supabase_service_key",
         "gemini_api_key",
     )
     @classmethod
@@ -209,11 +211,15 @@ class Settings(BaseSettings):
             url = getattr(self, f"{env}_supabase_url")
             key = getattr(self, f"{env}_supabase_service_key")
             if url and key is None:
-                raise ValueError(f"{env.upper()}_SUPABASE_SERVICE_KEY is missing: "
-                                 f"{env.upper()}_SUPABASE_URL is set")
+                raise ValueError(
+                    f"{env.upper()}_SUPABASE_SERVICE_KEY is missing: "
+                    f"{env.upper()}_SUPABASE_URL is set"
+                )
             if key is not None and not url:
-                raise ValueError(f"{env.upper()}_SUPABASE_URL is missing: "
-                                 f"{env.upper()}_SUPABASE_SERVICE_KEY is set")
+                raise ValueError(
+                    f"{env.upper()}_SUPABASE_URL is missing: "
+                    f"{env.upper()}_SUPABASE_SERVICE_KEY is set"
+                )
         selected = self.selected_environment_names
         known = {e.name for e in self.all_environments()}
         unknown = [name for name in selected if name not in known]
@@ -239,7 +245,9 @@ class Settings(BaseSettings):
             if database_url is not None or supabase_url:
                 found.append(
                     QueueEnvironment(
-                        name, database_url, supabase_url,
+                        name,
+                        database_url,
+                        supabase_url,
                         getattr(self, f"{name}_supabase_service_key"),
                     )
                 )

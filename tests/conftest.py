@@ -7,22 +7,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import anyio
+import asyncpg
 import pytest
 
 from migrations.runner import apply_migrations
+from tests.support.postgrest import serve_postgrest
 from workers.store import QueueStore
 from workers.store.postgres import PostgresStore
 from workers.store.supabase import SupabaseStore
-from tests.support.postgrest import serve_postgrest
 
-ADMIN_URL = os.environ.get(
-    "OCR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+ADMIN_URL = os.environ.get("OCR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OCR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SERVICE_KEY = "test-service-key-" + uuid.uuid4().hex
 
@@ -40,25 +38,42 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+async def _create_database(name: str, migrate: bool) -> str:
+    await _admin(f'CREATE DATABASE "{name}"')
+    url = database_url(name)
+    if migrate:
+        conn = await asyncpg.connect(url)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+    return url
+
+
+async def _drop_database(name: str) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextmanager
 def temporary_database(migrate: bool = True) -> Iterator[str]:
     """A brand-new database (dropped afterwards); migrated unless told otherwise."""
     name = f"ocr_test_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        await _admin(f'CREATE DATABASE "{name}"')
-        if migrate:
-            conn = await asyncpg.connect(database_url(name))
-            try:
-                await apply_migrations(conn)
-            finally:
-                await conn.close()
-
-    anyio.run(create)
+    url = anyio.run(_create_database, name, migrate)
     try:
-        yield database_url(name)
+        yield url
     finally:
-        anyio.run(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        anyio.run(_drop_database, name)
+
+
+@asynccontextmanager
+async def temporary_database_async(migrate: bool = True) -> AsyncIterator[str]:
+    """`temporary_database` for async tests."""
+    name = f"ocr_test_{uuid.uuid4().hex[:12]}"
+    url = await _create_database(name, migrate)
+    try:
+        yield url
+    finally:
+        await _drop_database(name)
 
 
 @pytest.fixture
@@ -73,8 +88,8 @@ def migrated_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_database() -> Callable[..., object]:
-    return temporary_database
+def fresh_database() -> Callable[..., AbstractAsyncContextManager[str]]:
+    return temporary_database_async
 
 
 async def truncate_queue(url: str) -> None:

@@ -32,12 +32,29 @@ async def sql(url: str, name: str, *args: Any) -> Any:
         await conn.close()
 
 
-async def insert(url: str, source: str = "index", status: int = 3, path: str = "p.pdf",
-                 created_at: datetime | None = None, priority: int | None = None,
-                 attempts: int | None = None, max_attempts: int | None = None,
-                 last_error_at: datetime | None = None) -> Any:
-    rows = await sql(url, "insert", source, status, path, created_at, priority, attempts,
-                     max_attempts, last_error_at)
+async def insert(
+    url: str,
+    source: str = "index",
+    status: int = 3,
+    path: str = "p.pdf",
+    created_at: datetime | None = None,
+    priority: int | None = None,
+    attempts: int | None = None,
+    max_attempts: int | None = None,
+    last_error_at: datetime | None = None,
+) -> Any:
+    rows = await sql(
+        url,
+        "insert",
+        source,
+        status,
+        path,
+        created_at,
+        priority,
+        attempts,
+        max_attempts,
+        last_error_at,
+    )
     return rows[0]["id"]
 
 
@@ -53,18 +70,21 @@ async def test_claim_takes_priority_then_age_and_only_its_source(
     old = await insert(migrated_url, path="old.pdf", created_at=now - timedelta(hours=2))
     new = await insert(migrated_url, path="new.pdf", created_at=now - timedelta(hours=1))
     urgent = await insert(migrated_url, path="urgent.pdf", priority=10, created_at=now)
-    await insert(migrated_url, source="plan_cadastraux", path="plan.pdf",
-                 created_at=now - timedelta(days=1))
+    await insert(
+        migrated_url, source="plan_cadastraux", path="plan.pdf", created_at=now - timedelta(days=1)
+    )
     await insert(migrated_url, source="acte", path="acte.pdf")
-    await insert(migrated_url, status=Status.WAITING, path="waiting.pdf",
-                 created_at=now - timedelta(days=1))
+    await insert(
+        migrated_url, status=Status.WAITING, path="waiting.pdf", created_at=now - timedelta(days=1)
+    )
 
     claimed = [await store.claim("w1", INDEX, 60) for _ in range(4)]
     assert [str(c.id) for c in claimed[:3] if c] == [str(urgent), str(old), str(new)]
     assert claimed[3] is None
     first = claimed[0]
     assert first is not None
-    assert first.source is INDEX and first.supabase_path == "urgent.pdf"
+    assert first.source is INDEX
+    assert first.supabase_path == "urgent.pdf"
     assert (first.attempt, first.max_attempts) == (1, 3)
     stored = await row(migrated_url, first.id)
     assert stored["status_id"] == Status.OCR_IN_PROGRESS
@@ -88,7 +108,10 @@ async def test_complete_writes_results_while_lease_held(
     assert await store.complete(job, "texte brut", "texte corrigé")
     stored = await row(migrated_url, job.id)
     assert stored["status_id"] == Status.OCR_COMPLETE
-    assert (stored["file_content"], stored["boosted_file_content"]) == ("texte brut", "texte corrigé")
+    assert (stored["file_content"], stored["boosted_file_content"]) == (
+        "texte brut",
+        "texte corrigé",
+    )
     assert stored["ocr_completed_at"] is not None
     # Completing twice, or heart-beating a finished job, is refused.
     assert not await store.complete(job, "again")
@@ -113,7 +136,8 @@ async def test_lost_lease_is_recovered_and_late_writer_refused(
     assert "w-dead stopped heart-beating" in stored["ocr_error"]
 
     fresh = await store.claim("w-new", INDEX, 60)
-    assert fresh is not None and str(fresh.id) == str(stale.id)
+    assert fresh is not None
+    assert str(fresh.id) == str(stale.id)
     assert fresh.attempt == 2
     # The old holder wakes up and tries to write: refused on every path.
     assert not await store.complete(stale, "late result")
@@ -128,7 +152,8 @@ async def test_lost_lease_is_recovered_and_late_writer_refused(
 async def test_recovery_counts_attempts_and_gives_up(store: QueueStore, migrated_url: str) -> None:
     job_id = await insert(migrated_url, attempts=2, max_attempts=3)
     job = await store.claim("w1", INDEX, 0.2)
-    assert job is not None and job.attempt == 3
+    assert job is not None
+    assert job.attempt == 3
     await anyio.sleep(0.4)
     recovered = await store.recover_expired()
     assert [r.status_id for r in recovered] == [Status.ERROR]
@@ -140,8 +165,10 @@ async def test_fail_retryable_backs_off_then_gives_up(store: QueueStore, migrate
     job_id = await insert(migrated_url, max_attempts=2)
     job = await store.claim("w1", INDEX, 60)
     assert job is not None
-    assert await store.fail(job, "503 from Gemini", retryable=True, retry_delay_seconds=0.4) \
+    assert (
+        await store.fail(job, "503 from Gemini", retryable=True, retry_delay_seconds=0.4)
         is FailOutcome.REQUEUED
+    )
     stored = await row(migrated_url, job_id)
     assert (stored["status_id"], stored["ocr_attempts"]) == (Status.READY_FOR_OCR, 1)
     assert stored["ocr_error"] == "503 from Gemini"
@@ -150,7 +177,8 @@ async def test_fail_retryable_backs_off_then_gives_up(store: QueueStore, migrate
     assert await store.claim("w1", INDEX, 60) is None  # still backing off
     await anyio.sleep(0.5)
     again = await store.claim("w1", INDEX, 60)
-    assert again is not None and again.attempt == 2
+    assert again is not None
+    assert again.attempt == 2
     assert await store.fail(again, "503 again", retryable=True) is FailOutcome.FAILED
     stored = await row(migrated_url, job_id)
     assert (stored["status_id"], stored["ocr_attempts"]) == (Status.ERROR, 2)
@@ -183,11 +211,22 @@ async def test_requeue_failed_only_touches_ocr_failures(
 ) -> None:
     now = datetime.now(UTC)
     ocr_failed = await insert(migrated_url, status=Status.ERROR, attempts=3, last_error_at=now)
-    acte_failed = await insert(migrated_url, source="acte", status=Status.ERROR, path="a.pdf",
-                               attempts=1, last_error_at=now)
+    acte_failed = await insert(
+        migrated_url,
+        source="acte",
+        status=Status.ERROR,
+        path="a.pdf",
+        attempts=1,
+        last_error_at=now,
+    )
     extraction_failed = await insert(migrated_url, status=Status.ERROR, path="x.pdf")
-    plan_failed = await insert(migrated_url, source="plan_cadastraux", status=Status.ERROR,
-                               path="plan.pdf", last_error_at=now)
+    plan_failed = await insert(
+        migrated_url,
+        source="plan_cadastraux",
+        status=Status.ERROR,
+        path="plan.pdf",
+        last_error_at=now,
+    )
     assert await store.requeue_failed(INDEX) == 1
     stored = await row(migrated_url, ocr_failed)
     assert (stored["status_id"], stored["ocr_attempts"]) == (Status.READY_FOR_OCR, 0)
@@ -206,7 +245,8 @@ async def test_enqueue_reports_duplicates(store: QueueStore, migrated_url: str) 
     assert len(a_ids) == 1
     again = await store.enqueue(INDEX, ["a.pdf", "c.pdf"], [0, 0], 3)
     assert sorted((r.supabase_path, r.created, r.status_id) for r in again) == [
-        ("a.pdf", False, Status.READY_FOR_OCR), ("c.pdf", True, Status.READY_FOR_OCR)
+        ("a.pdf", False, Status.READY_FOR_OCR),
+        ("c.pdf", True, Status.READY_FOR_OCR),
     ]
     claimed = await store.claim("w1", INDEX, 60)
     assert claimed is not None
@@ -214,7 +254,8 @@ async def test_enqueue_reports_duplicates(store: QueueStore, migrated_url: str) 
     assert await store.complete(claimed, "{}")
     # Done documents may be queued again (a new row).
     redo = await store.enqueue(INDEX, ["a.pdf"], [0], 3)
-    assert redo[0].created and str(redo[0].id) not in a_ids
+    assert redo[0].created
+    assert str(redo[0].id) not in a_ids
 
 
 async def test_composition_and_stats(store: QueueStore, migrated_url: str) -> None:

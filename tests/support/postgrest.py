@@ -53,8 +53,11 @@ class PostgrestStandIn:
         if function not in self._signatures:
             row = await self._pool.fetchrow(_Q["signature"], self._schema, function)
             self._signatures[function] = (
-                None if row is None
-                else _Signature(row["returns_set"], dict(zip(row["arg_names"], row["arg_types"], strict=True)))
+                None
+                if row is None
+                else _Signature(
+                    row["returns_set"], dict(zip(row["arg_names"], row["arg_types"], strict=True))
+                )
             )
         return self._signatures[function]
 
@@ -72,9 +75,10 @@ class PostgrestStandIn:
 
     async def handle_rpc(self, request: web.Request) -> web.Response:
         self.calls += 1
-        if request.headers.get("apikey") != self._key or request.headers.get(
-            "Authorization"
-        ) != f"Bearer {self._key}":
+        if (
+            request.headers.get("apikey") != self._key
+            or request.headers.get("Authorization") != f"Bearer {self._key}"
+        ):
             return _error(401, "PGRST301", "Invalid API key")
         function = request.match_info["function"]
         body: Any = await request.json() if request.can_read_body else {}
@@ -84,7 +88,8 @@ class PostgrestStandIn:
         unknown = [k for k in body if signature is None or k not in signature.args]
         if signature is None or unknown:
             return _error(
-                404, "PGRST202",
+                404,
+                "PGRST202",
                 f"Could not find the function {self._schema}.{function}({', '.join(sorted(body))}) "
                 "in the schema cache",
             )
@@ -107,7 +112,10 @@ def make_app(stand_in: PostgrestStandIn) -> web.Application:
 
 @asynccontextmanager
 async def serve_postgrest(
-    database_url: str, service_key: str, host: str = "127.0.0.1", port: int = 0,
+    database_url: str,
+    service_key: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
     pool_size: int = 16,
 ) -> AsyncIterator[tuple[str, PostgrestStandIn]]:
     """Run the stand-in in the current event loop; yields (base URL, server)."""
@@ -117,8 +125,7 @@ async def serve_postgrest(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[1]
+    bound = runner.addresses[0][1]
     try:
         yield f"http://{host}:{bound}", stand_in
     finally:

@@ -19,3 +19,28 @@ FROM generate_series(1, $2) AS g;
 
 -- name: status_counts
 SELECT status_id, count(*)::int AS n FROM extraction_queue GROUP BY status_id ORDER BY status_id;
+
+-- name: schema_snapshot
+SELECT
+    (SELECT json_agg(c ORDER BY c.table_name, c.ordinal_position)::text
+     FROM (SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default
+           FROM information_schema.columns
+           WHERE table_schema = 'public') AS c) AS columns,
+    (SELECT json_agg(i ORDER BY i.indexname)::text
+     FROM (SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public') AS i) AS indexes,
+    (SELECT json_agg(f ORDER BY f.sig)::text
+     FROM (SELECT p.oid::regprocedure::text AS sig, md5(pg_get_functiondef(p.oid)) AS body
+           FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public') AS f) AS functions,
+    (SELECT json_agg(v ORDER BY v.viewname)::text
+     FROM (SELECT viewname, md5(definition) AS body FROM pg_views
+           WHERE schemaname = 'public') AS v) AS views;
+
+-- name: rows_as_json
+SELECT id, to_jsonb(q) AS doc FROM extraction_queue AS q ORDER BY id;
+
+-- name: ledger
+SELECT version, name FROM ocr_pool_migrations ORDER BY version;
+
+-- name: statuses
+SELECT * FROM extraction_status ORDER BY id;

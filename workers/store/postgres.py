@@ -74,7 +74,12 @@ class PostgresStore:
 
     @classmethod
     async def connect(
-        cls, env: str, url: str, *, max_size: int = 10, connect_timeout: float = 10.0,
+        cls,
+        env: str,
+        url: str,
+        *,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
         display_target: str = "",
     ) -> PostgresStore:
         dsn, options = connection_options(url)
@@ -109,9 +114,7 @@ class PostgresStore:
     async def claim(
         self, worker: str, source: DocumentSource, lease_seconds: float
     ) -> ClaimedJob | None:
-        row = await self._run(
-            lambda p: p.fetchrow(_Q["claim"], worker, str(source), lease_seconds)
-        )
+        row = await self._run(lambda p: p.fetchrow(_Q["claim"], worker, str(source), lease_seconds))
         return None if row is None else ClaimedJob.from_row(self.env, worker, row)
 
     async def heartbeat(self, job: ClaimedJob, lease_seconds: float) -> bool:
@@ -129,8 +132,12 @@ class PostgresStore:
         return bool(
             await self._run(
                 lambda p: p.fetchval(
-                    _Q["complete"], job.id, job.worker, job.lease_token,
-                    file_content, boosted_file_content,
+                    _Q["complete"],
+                    job.id,
+                    job.worker,
+                    job.lease_token,
+                    file_content,
+                    boosted_file_content,
                 )
             )
         )
@@ -140,8 +147,13 @@ class PostgresStore:
     ) -> FailOutcome:
         outcome = await self._run(
             lambda p: p.fetchval(
-                _Q["fail"], job.id, job.worker, job.lease_token, error,
-                retryable, retry_delay_seconds,
+                _Q["fail"],
+                job.id,
+                job.worker,
+                job.lease_token,
+                error,
+                retryable,
+                retry_delay_seconds,
             )
         )
         return FailOutcome(outcome)

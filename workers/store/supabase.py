@@ -45,10 +45,10 @@ class SupabaseStore:
 
     @classmethod
     async def connect(
-        cls, env: str, url: str, service_key: str, *, timeout: float = 30.0
+        cls, env: str, url: str, service_key: str, *, request_timeout: float = 30.0
     ) -> SupabaseStore:
         # Our own HTTP client: keep-alive pool and timeout under our control, closed by us.
-        http = httpx.AsyncClient(timeout=timeout)
+        http = httpx.AsyncClient(timeout=request_timeout)
         options = AsyncClientOptions(
             httpx_client=http, auto_refresh_token=False, persist_session=False
         )

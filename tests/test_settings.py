@@ -1,0 +1,133 @@
+"""Settings: defaults, validation to one line naming the variable, no secret leaks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pool.settings import Settings, SettingsError, load_settings, redact_url
+
+SECRET = "s3cr3t-Valu3-xyz"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Settings come only from what each test passes: no ambient variables, no .env."""
+    for name in list(Settings.model_fields):
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def error_of(**values: Any) -> str:
+    with pytest.raises(SettingsError) as info:
+        load_settings(**values)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults_match_the_design() -> None:
+    s = load_settings()
+    assert s.ocr_rebalance_interval_ms == 30_000
+    assert s.ocr_status_interval_ms == 60_000
+    assert (s.gemini_rpm_limit, s.gemini_tpm_limit) == (1600, 6_400_000)
+    assert (s.server_reserve_cpu_percent, s.server_reserve_ram_percent) == (20, 20)
+    assert s.ocr_redis_prefix == ""
+    assert s.environments() == []
+
+
+def test_reads_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    (tmp_path / ".env").write_text("OCR_WORKER_POOL_SIZE=9\nGEMINI_RPM_LIMIT=10\n")
+    monkeypatch.setenv("GEMINI_RPM_LIMIT", "20")  # the environment wins over .env
+    s = load_settings()
+    assert (s.ocr_worker_pool_size, s.gemini_rpm_limit) == (9, 20)
+
+
+@pytest.mark.parametrize(
+    ("values", "variable", "problem"),
+    [
+        ({"ocr_worker_pool_size": 0}, "OCR_WORKER_POOL_SIZE", "greater than or equal to 1"),
+        ({"ocr_worker_pool_size": "many"}, "OCR_WORKER_POOL_SIZE", "integer"),
+        ({"server_reserve_cpu_percent": 100}, "SERVER_RESERVE_CPU_PERCENT", "less than 100"),
+        ({"server_reserve_ram_percent": -1}, "SERVER_RESERVE_RAM_PERCENT", "greater than"),
+        ({"redis_url": "http://x"}, "REDIS_URL", "redis://"),
+        ({"database_url": "mysql://h/db"}, "DATABASE_URL", "postgresql://"),
+        ({"dev_supabase_url": "ftp://x"}, "DEV_SUPABASE_URL", "http"),
+        ({"gemini_base_url": "localhost:9000"}, "GEMINI_BASE_URL", "http"),
+        ({"ocr_rebalance_interval_ms": 5}, "OCR_REBALANCE_INTERVAL_MS", "100"),
+    ],
+)
+def test_bad_value_names_the_variable(values: dict[str, Any], variable: str, problem: str) -> None:
+    message = error_of(**values)
+    assert message.startswith(f"{variable}: ")
+    assert problem in message
+
+
+def test_minimums_cannot_exceed_pool() -> None:
+    message = error_of(ocr_worker_pool_size=2, ocr_min_index_workers=2, ocr_min_acte_workers=1)
+    assert "OCR_MIN_INDEX_WORKERS + OCR_MIN_ACTE_WORKERS" in message
+    assert "OCR_WORKER_POOL_SIZE (2)" in message
+
+
+def test_supabase_url_needs_its_key() -> None:
+    assert "STAGING_SUPABASE_SERVICE_KEY is missing" in error_of(
+        staging_supabase_url="https://x.supabase.co"
+    )
+    assert "PROD_SUPABASE_URL is missing" in error_of(prod_supabase_service_key=SECRET)
+
+
+def test_no_queue_database_is_an_error_when_one_is_needed() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        load_settings().require_queue()
+
+
+def test_environments_in_polling_order() -> None:
+    s = load_settings(
+        dev_database_url="postgresql://u@dev/db",
+        prod_supabase_url="https://prod.supabase.co",
+        prod_supabase_service_key=SECRET,
+        database_url="postgresql://u@local/db",
+    )
+    envs = s.environments()
+    assert [(e.name, e.transport) for e in envs] == [
+        ("prod", "supabase"),
+        ("dev", "postgres"),
+        ("default", "postgres"),
+    ]
+    narrowed = load_settings(
+        dev_database_url="postgresql://u@dev/db",
+        database_url="postgresql://u@dev/db",
+        ocr_environments="dev",
+    )
+    assert [e.name for e in narrowed.environments()] == ["dev"]
+    assert "OCR_ENVIRONMENTS names staging" in error_of(
+        dev_database_url="postgresql://u@dev/db", ocr_environments="staging"
+    )
+
+
+def test_secrets_never_in_errors_or_repr() -> None:
+    url = f"postgresql://user:{SECRET}@db.example:5432/x"
+    s = load_settings(
+        database_url=url,
+        gemini_api_key=SECRET,
+        dev_supabase_url="https://d.co",
+        dev_supabase_service_key=SECRET,
+        redis_url=f"redis://:{SECRET}@r:6379/0",
+    )
+    assert SECRET not in repr(s)
+    assert SECRET not in str(s.model_dump())
+    assert SECRET not in s.environments()[-1].display_target
+    assert s.environments()[-1].display_target == "postgresql://user:***@db.example:5432/x"
+    for bad in (
+        {"database_url": f"mysql://u:{SECRET}@h/db"},
+        {"redis_url": f"http://:{SECRET}@h"},
+        {"database_url": f"postgresql://u:{SECRET}@h:notaport/db"},
+    ):
+        assert SECRET not in error_of(**bad)
+
+
+def test_redact_url() -> None:
+    assert redact_url("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("postgresql://u:pw@[::1]:5432/d") == "postgresql://u:***@[::1]:5432/d"
+    assert redact_url("postgresql://u@h/d") == "postgresql://u@h/d"
