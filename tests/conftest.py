@@ -1,79 +1,28 @@
-"""Shared fixtures: real Postgres databases (one per test module or test) and
-both queue adapters. Services come from `scripts/services.sh` (the test command
-starts them); the defaults match a local Postgres/Redis on the usual ports."""
+"""Shared fixtures: a migrated database per test module, fresh databases on
+demand, and both queue adapters over an empty queue."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
-import anyio
-import asyncpg
 import pytest
 
-from migrations.runner import apply_migrations
+from tests.support.databases import (
+    temporary_database,
+    temporary_database_async,
+    truncate_queue,
+)
 from tests.support.postgrest import serve_postgrest
+from tests.support.redis_server import RedisServer, redis_server
 from workers.store import QueueStore
 from workers.store.postgres import PostgresStore
 from workers.store.supabase import SupabaseStore
 
-ADMIN_URL = os.environ.get("OCR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("OCR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SERVICE_KEY = "test-service-key-" + uuid.uuid4().hex
-
-
-def database_url(name: str) -> str:
-    parts = urlsplit(ADMIN_URL)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _create_database(name: str, migrate: bool) -> str:
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = database_url(name)
-    if migrate:
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
-    return url
-
-
-async def _drop_database(name: str) -> None:
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def temporary_database(migrate: bool = True) -> Iterator[str]:
-    """A brand-new database (dropped afterwards); migrated unless told otherwise."""
-    name = f"ocr_test_{uuid.uuid4().hex[:12]}"
-    url = anyio.run(_create_database, name, migrate)
-    try:
-        yield url
-    finally:
-        anyio.run(_drop_database, name)
-
-
-@asynccontextmanager
-async def temporary_database_async(migrate: bool = True) -> AsyncIterator[str]:
-    """`temporary_database` for async tests."""
-    name = f"ocr_test_{uuid.uuid4().hex[:12]}"
-    url = await _create_database(name, migrate)
-    try:
-        yield url
-    finally:
-        await _drop_database(name)
+SERVICE_KEY = "test-service-key"
 
 
 @pytest.fixture
@@ -90,14 +39,6 @@ def migrated_url() -> Iterator[str]:
 @pytest.fixture
 def fresh_database() -> Callable[..., AbstractAsyncContextManager[str]]:
     return temporary_database_async
-
-
-async def truncate_queue(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("TRUNCATE extraction_queue")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=["postgres", "supabase"])
@@ -117,3 +58,22 @@ async def store(request: pytest.FixtureRequest, migrated_url: str) -> AsyncItera
             yield sb
         finally:
             await sb.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The shared test Redis (from scripts/services.sh)."""
+    return os.environ.get("OCR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses: tests on the shared Redis never collide."""
+    return f"test:{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop, kill and restart."""
+    with redis_server(tmp_path) as server:
+        yield server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,3 +132,17 @@ def test_redact_url() -> None:
     assert redact_url("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
     assert redact_url("postgresql://u:pw@[::1]:5432/d") == "postgresql://u:***@[::1]:5432/d"
     assert redact_url("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_env_example_loads_as_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """The documented example is valid, blanks included, and documents every setting."""
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    s = load_settings()
+    assert [e.name for e in s.environments()] == ["default"]
+    documented = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert documented == {name.upper() for name in Settings.model_fields}
