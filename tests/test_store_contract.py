@@ -10,6 +10,7 @@ import anyio
 import asyncpg
 import pytest
 
+from tests.support.postgrest import serve_postgrest
 from tests.support.sql import Q
 from workers.store import (
     DocumentSource,
@@ -17,7 +18,10 @@ from workers.store import (
     QueueStore,
     Status,
     StoreError,
+    StoreUnavailable,
 )
+from workers.store.postgres import PostgresStore
+from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 INDEX = DocumentSource.INDEX
@@ -277,3 +281,36 @@ async def test_composition_and_stats(store: QueueStore, migrated_url: str) -> No
     assert stats["acte"].completed_last_hour == 1
     assert stats["acte"].p50_processing_seconds is not None
     assert stats["index"].oldest_pending_seconds is not None
+
+
+async def test_supabase_wrong_key_and_unreachable_are_clear_errors(migrated_url: str) -> None:
+    async with serve_postgrest(migrated_url, "right-key") as (base_url, _):
+        wrong = await SupabaseStore.connect("prod", base_url, "wrong-key")
+        try:
+            with pytest.raises(StoreError, match="queue database 'prod': Invalid API key"):
+                await wrong.ping()
+        finally:
+            await wrong.close()
+    gone = await SupabaseStore.connect("prod", "http://127.0.0.1:1", "k")
+    try:
+        with pytest.raises(StoreUnavailable, match="cannot reach Supabase for 'prod'"):
+            await gone.claim("w1", INDEX, 60)
+    finally:
+        await gone.close()
+
+
+async def test_unmigrated_database_is_named(fresh_database: Any) -> None:
+    async with fresh_database(migrate=False) as url:
+        store = await PostgresStore.connect("dev", url)
+        try:
+            with pytest.raises(StoreError, match="'dev' is not migrated"):
+                await store.claim("w1", INDEX, 60)
+        finally:
+            await store.close()
+        async with serve_postgrest(url, "k") as (base_url, _):
+            sb = await SupabaseStore.connect("dev", base_url, "k")
+            try:
+                with pytest.raises(StoreError, match="'dev' is not migrated"):
+                    await sb.claim("w1", INDEX, 60)
+            finally:
+                await sb.close()
