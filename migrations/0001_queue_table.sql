@@ -70,9 +70,10 @@ CREATE INDEX IF NOT EXISTS extraction_queue_ocr_claim_idx
     ON extraction_queue (document_source, ocr_priority DESC, created_at, id)
     WHERE status_id = 3;
 
--- The reaper scans only leased rows.
-CREATE INDEX IF NOT EXISTS extraction_queue_ocr_lease_idx
-    ON extraction_queue (ocr_lease_expires_at)
+-- The reaper scans only leased rows. Keyed on a column heartbeats do not
+-- change, so a heartbeat touches no index (a HOT update when the page has room).
+CREATE INDEX IF NOT EXISTS extraction_queue_ocr_leased_idx
+    ON extraction_queue (ocr_started_at)
     WHERE status_id = 6;
 
 -- Dashboard figures over recent completions.
