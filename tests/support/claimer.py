@@ -14,36 +14,48 @@ from typing import TextIO
 
 import anyio
 
-from workers.store import DocumentSource
+from workers.store import DocumentSource, StoreError
 from workers.store.postgres import PostgresStore
 
 
 async def claimer(
     store: PostgresStore, worker: str, out: TextIO, lease: float, hold: float, idle_rounds: int
 ) -> None:
+    """Claim and complete until `idle_rounds` empty polls in a row. A database
+    outage is waited out (logged as "outage"), as a worker would."""
     idle = 0
-    sources = (DocumentSource.INDEX, DocumentSource.ACTE)
-    turn = 0
     while idle < idle_rounds:
-        await store.recover_expired()
-        job = None
-        for offset in range(len(sources)):
-            job = await store.claim(worker, sources[(turn + offset) % len(sources)], lease)
-            if job is not None:
-                break
-        turn += 1
-        if job is None:
-            idle += 1
-            await anyio.sleep(0.1)
-            continue
-        idle = 0
-        out.write(f"claimed {job.id}\n")
-        out.flush()
-        if hold:
-            await anyio.sleep(hold)
-        accepted = await store.complete(job, f"done by {worker}")
-        out.write(f"{'completed' if accepted else 'refused'} {job.id}\n")
-        out.flush()
+        try:
+            idle = await one_round(store, worker, out, lease, hold, idle)
+        except StoreError as exc:
+            out.write(f"outage {type(exc).__name__}\n")
+            out.flush()
+            await anyio.sleep(0.2)
+
+
+async def one_round(
+    store: PostgresStore, worker: str, out: TextIO, lease: float, hold: float, idle: int
+) -> int:
+    """One claim → complete; returns the new count of empty polls in a row."""
+    sources = (DocumentSource.INDEX, DocumentSource.ACTE)
+    await store.recover_expired()
+    job = None
+    first = idle % len(sources)
+    for offset in range(len(sources)):
+        job = await store.claim(worker, sources[(first + offset) % len(sources)], lease)
+        if job is not None:
+            break
+    if job is None:
+        await anyio.sleep(0.1)
+        return idle + 1
+    out.write(f"claimed {job.id}\n")
+    out.flush()
+    if hold:
+        await anyio.sleep(hold)
+    accepted = await store.complete(job, f"done by {worker}")
+    out.write(f"{'completed' if accepted else 'refused'} {job.id}\n")
+    out.flush()
+    return 0
 
 
 async def main(args: argparse.Namespace, out: TextIO) -> None:

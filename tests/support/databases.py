@@ -14,6 +14,7 @@ import anyio
 import asyncpg
 
 from migrations.runner import apply_migrations
+from tests.support.sql import Q
 
 ADMIN_URL = os.environ.get("OCR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OCR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -74,6 +75,6 @@ async def temporary_database_async(migrate: bool = True) -> AsyncIterator[str]:
 async def truncate_queue(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("TRUNCATE extraction_queue")
+        await conn.execute(Q["truncate_queue"])
     finally:
         await conn.close()

@@ -44,3 +44,9 @@ SELECT version, name FROM ocr_pool_migrations ORDER BY version;
 
 -- name: statuses
 SELECT * FROM extraction_status ORDER BY id;
+
+-- name: completed_rows
+SELECT id, file_content FROM extraction_queue WHERE status_id = 5;
+
+-- name: truncate_queue
+TRUNCATE extraction_queue;
