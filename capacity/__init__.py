@@ -1,0 +1,50 @@
+"""The CPU/RAM capacity ledger: admission per machine, shared through Redis with
+other programs, that never leaks (leases expire unless renewed).
+
+Protocol for other programs: capacity/PROTOCOL.md. Knows nothing of documents;
+imports neither `pool` nor `workers`.
+"""
+
+from capacity.errors import CapacityError, CapacityRefused
+from capacity.fleet import read_fleet, server_ids
+from capacity.keys import ServerKeys, server_keys
+from capacity.lease import Lease
+from capacity.ledger import CapacityLedger
+from capacity.maintenance import run_maintenance
+from capacity.policy import Decision, Limits, available_milli, can_ever_fit, decide
+from capacity.pressure import Pressure, PressureGuard, Reading, busy_percent, judge
+from capacity.probe import HostProbe, machine_size, resolve_limits
+from capacity.resources import DEFAULT_COSTS, Resources, format_costs, parse_costs
+from capacity.state import Admission, LeaseInfo, ServerState
+
+__all__ = [
+    "DEFAULT_COSTS",
+    "Admission",
+    "CapacityError",
+    "CapacityLedger",
+    "CapacityRefused",
+    "Decision",
+    "HostProbe",
+    "Lease",
+    "LeaseInfo",
+    "Limits",
+    "Pressure",
+    "PressureGuard",
+    "Reading",
+    "Resources",
+    "ServerKeys",
+    "ServerState",
+    "available_milli",
+    "busy_percent",
+    "can_ever_fit",
+    "decide",
+    "format_costs",
+    "judge",
+    "machine_size",
+    "parse_costs",
+    "read_fleet",
+    "resolve_limits",
+    "run_maintenance",
+    "server_ids",
+    "server_keys",
+]

@@ -1,0 +1,305 @@
+"""The capacity ledger of one server: atomic acquire / renew / release / reap in Redis.
+
+Every call runs one Lua script (capacity/lua/) that first reaps expired leases and
+recomputes the server's totals from the live ones, so `allocated` always equals
+the sum of live leases and a dead holder's share comes back without anyone
+cleaning up. Times are Redis server times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from capacity.errors import CapacityError, CapacityRefused, redact
+from capacity.keys import check_server_id, server_keys
+from capacity.lease import Lease
+from capacity.policy import Limits, can_ever_fit
+from capacity.pressure import PressureGuard
+from capacity.probe import resolve_limits
+from capacity.resources import DEFAULT_COSTS, Resources, format_costs
+from capacity.scripts import Scripts
+from capacity.state import Admission, ServerState, text
+
+log = logging.getLogger("capacity")
+T = TypeVar("T")
+
+MAX_LEASE_SECONDS = 86_400.0
+
+
+async def _call(server_id: str, what: str, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except RedisError as exc:
+        raise CapacityError(
+            redact(f"capacity ledger ({server_id}): {what} failed: {type(exc).__name__}: {exc}")
+        ) from None
+
+
+class CapacityLedger:
+    """One server's ledger, as seen by one process.
+
+    `limits` (the server's size and reserves) are sent with every acquire and
+    published by `publish()`; without them, acquires use the limits last published
+    for the server by another participant. `guard`, when given, refuses every
+    acquire while the host is under pressure (decided locally, before Redis).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        server_id: str,
+        *,
+        prefix: str = "",
+        limits: Limits | None = None,
+        lease_seconds: float = 30.0,
+        costs: Mapping[str, Resources] = DEFAULT_COSTS,
+        guard: PressureGuard | None = None,
+        keep_seconds: float = 86_400.0,
+    ) -> None:
+        if not 0.01 <= lease_seconds <= MAX_LEASE_SECONDS:
+            raise ValueError(f"lease_seconds must be in [0.01, 86400] (got {lease_seconds!r})")
+        self.redis = redis
+        self.server_id = check_server_id(server_id)
+        self.prefix = prefix
+        self.keys = server_keys(prefix, server_id)
+        self.limits = limits
+        self.lease_seconds = lease_seconds
+        self.costs = dict(costs)
+        self.guard = guard
+        self.keep_seconds = keep_seconds
+        self._scripts = Scripts.register(redis)
+        self._available = limits.available if limits is not None else None
+
+    @classmethod
+    def for_host(
+        cls,
+        redis: Redis,
+        server_id: str,
+        *,
+        max_cpu: float | None = None,
+        max_ram: float | None = None,
+        reserve_cpu_percent: float = 20.0,
+        reserve_ram_percent: float = 20.0,
+        **options: Any,
+    ) -> CapacityLedger:
+        """The ledger of the machine this process runs on: limits from the settings
+        (psutil where unset) and a pressure guard on the same reserves."""
+        limits = resolve_limits(max_cpu, max_ram, reserve_cpu_percent, reserve_ram_percent)
+        options.setdefault("guard", PressureGuard(reserve_cpu_percent, reserve_ram_percent))
+        return cls(redis, server_id, limits=limits, **options)
+
+    @property
+    def lease_ms(self) -> int:
+        return round(self.lease_seconds * 1000)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a holder renews: a third of the lease, so two beats may be missed."""
+        return self.lease_seconds / 3
+
+    @property
+    def available(self) -> Resources | None:
+        return self._available
+
+    def cost(self, kind: str) -> Resources:
+        try:
+            return self.costs[kind]
+        except KeyError:
+            raise ValueError(
+                f"no cost for worker type {kind!r} (known: {', '.join(sorted(self.costs))})"
+            ) from None
+
+    # --- the operations ---------------------------------------------------------
+    async def acquire(
+        self,
+        holder: str,
+        kind: str,
+        request: Resources | None = None,
+        *,
+        token: str | None = None,
+    ) -> Admission:
+        """Take (or resize, with the same token) `holder`'s lease of `request`
+        (default: the cost of `kind`). Never raises for a refusal: see `Admission`."""
+        if not holder:
+            raise ValueError("holder must not be empty")
+        request = request if request is not None else self.cost(kind)
+        token = token or secrets.token_hex(8)
+        if self.guard is not None:
+            pressure = self.guard.check()
+            if pressure.blocked:
+                return Admission(False, "pressure", holder, kind, token, request, pressure=pressure)
+        avail = self._available
+        reply = await _call(
+            self.server_id,
+            "acquire",
+            self._scripts.acquire(
+                keys=list(self.keys.all),
+                args=[
+                    holder,
+                    token,
+                    kind,
+                    request.cpu_m,
+                    request.ram_m,
+                    self.lease_ms,
+                    "" if avail is None else avail.cpu_m,
+                    "" if avail is None else avail.ram_m,
+                ],
+            ),
+        )
+        status = text(reply[0])
+        available = None if int(reply[3]) < 0 else Resources(int(reply[3]), int(reply[4]))
+        return Admission(
+            admitted=status == "ok",
+            reason=status,
+            holder=holder,
+            kind=kind,
+            token=token,
+            request=request,
+            allocated=Resources(int(reply[1]), int(reply[2])),
+            available=available,
+            expires_ms=int(reply[5]),
+            now_ms=int(reply[6]),
+        )
+
+    async def renew(self, holder: str, token: str) -> int | None:
+        """Extend the lease by `lease_seconds` from now; its new expiry (Redis ms), or None
+        if the lease is gone (expired and reaped, released, or taken over)."""
+        reply = await _call(
+            self.server_id,
+            "renew",
+            self._scripts.renew(keys=list(self.keys.all[:3]), args=[holder, token, self.lease_ms]),
+        )
+        return int(reply[1]) if int(reply[0]) == 1 else None
+
+    async def release(self, holder: str, token: str) -> bool:
+        """Give the lease back; False if there was none under this holder and token."""
+        reply = await _call(
+            self.server_id,
+            "release",
+            self._scripts.release(keys=list(self.keys.all[:3]), args=[holder, token]),
+        )
+        return int(reply[0]) == 1
+
+    async def reap(self) -> ServerState:
+        """Remove expired leases and read the server's whole ledger (one atomic script)."""
+        reply = await _call(
+            self.server_id, "reap", self._scripts.reap(keys=list(self.keys.all), args=[])
+        )
+        state = ServerState.parse(self.server_id, reply)
+        for holder in state.reaped:
+            log.warning("capacity %s: lease of %s expired and was reaped", self.server_id, holder)
+        return state
+
+    async def publish(self) -> None:
+        """Write this server's limits and the host's readings to `server:<id>:capacity`
+        (what `ocr-pool capacity` shows, and the limits of acquires that pass none)."""
+        fields: dict[str, str] = {
+            "publisher": f"{socket.gethostname()} pid {os.getpid()}",
+            "costs": format_costs(self.costs),
+            "lease_ms": str(self.lease_ms),
+        }
+        if self.limits is not None and self._available is not None:
+            fields |= {
+                "cpu_max": f"{self.limits.max_cpu:g}",
+                "ram_max": f"{self.limits.max_ram:g}",
+                "cpu_reserve_percent": f"{self.limits.reserve_cpu_percent:g}",
+                "ram_reserve_percent": f"{self.limits.reserve_ram_percent:g}",
+                "cpu_available_m": str(self._available.cpu_m),
+                "ram_available_m": str(self._available.ram_m),
+                "cpu_available": f"{self._available.cpu:g}",
+                "ram_available": f"{self._available.ram:g}",
+            }
+        if self.guard is not None:
+            pressure = self.guard.check()
+            fields |= {
+                "cpu_percent": f"{pressure.reading.cpu_percent:.1f}",
+                "ram_percent": f"{pressure.reading.ram_percent:.1f}",
+                "cpu_limit_percent": f"{pressure.cpu_limit:g}",
+                "ram_limit_percent": f"{pressure.ram_limit:g}",
+                "pressure": "1" if pressure.blocked else "0",
+            }
+        args: list[str | int] = [max(1, round(self.keep_seconds * 1000))]
+        for name, value in fields.items():
+            args += [name, value]
+        await _call(
+            self.server_id,
+            "publish",
+            self._scripts.publish(keys=[self.keys.capacity], args=args),
+        )
+
+    # --- leases -------------------------------------------------------------------
+    async def lease(
+        self,
+        holder: str,
+        kind: str,
+        request: Resources | None = None,
+        *,
+        wait: bool = False,
+        poll: float = 1.0,
+        max_wait: float | None = None,
+    ) -> Lease:
+        """A `Lease` for `holder`, or `CapacityRefused`. With `wait`, retries every
+        ~`poll` s (jittered) while the refusal is for room or pressure, for at most
+        `max_wait` s (default: no limit)."""
+        request = request if request is not None else self.cost(kind)
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        while True:
+            started = time.monotonic()
+            admission = await self.acquire(holder, kind, request)
+            if admission.admitted:
+                return Lease(self, admission, started + self.lease_seconds)
+            if not wait or admission.reason in ("taken", "no-capacity"):
+                raise CapacityRefused(admission)
+            available = admission.available
+            if available is not None and not can_ever_fit(request, available):
+                raise CapacityRefused(
+                    admission,
+                    f"{holder}: {request} can never fit in this server's available {available}",
+                )
+            pause = poll * (0.5 + secrets.randbelow(1000) / 1000)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CapacityRefused(admission)
+                pause = min(pause, left)
+            await anyio.sleep(pause)
+
+    @asynccontextmanager
+    async def hold(
+        self,
+        holder: str,
+        kind: str,
+        request: Resources | None = None,
+        *,
+        wait: bool = True,
+        poll: float = 1.0,
+        max_wait: float | None = None,
+    ) -> AsyncIterator[Lease]:
+        """Hold a lease for the body of an `async with`: acquired (waiting for room by
+        default), renewed in the background every `heartbeat_seconds`, released at the
+        end even on error or cancellation. Check `lease.lost` in long bodies."""
+        lease = await self.lease(holder, kind, request, wait=wait, poll=poll, max_wait=max_wait)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lease.keep_alive)
+                try:
+                    yield lease
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await lease.release()
+                except CapacityError as exc:
+                    log.warning("%s (the lease will expire on its own)", exc)

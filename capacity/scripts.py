@@ -1,0 +1,39 @@
+"""The ledger's Lua scripts (capacity/lua/*.lua), registered once per Redis client
+and called by SHA (redis-py loads a script again after NOSCRIPT, e.g. a restarted Redis)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+NAMES = ("acquire", "renew", "release", "reap", "publish")
+
+
+@cache
+def script_text(name: str) -> str:
+    if name not in NAMES:
+        raise ValueError(f"no capacity script named {name!r}")
+    return (files("capacity") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def script_sha(name: str) -> str:
+    """The SHA1 other programs pass to EVALSHA (after SCRIPT LOAD of the same file)."""
+    return hashlib.sha1(script_text(name).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    acquire: AsyncScript
+    renew: AsyncScript
+    release: AsyncScript
+    reap: AsyncScript
+    publish: AsyncScript
+
+    @classmethod
+    def register(cls, redis: Redis) -> Scripts:
+        return cls(*(redis.register_script(script_text(name)) for name in NAMES))
