@@ -13,13 +13,13 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from capacity.errors import CapacityError, CapacityRefused, redact
 from capacity.keys import check_server_id, server_keys
@@ -37,9 +37,15 @@ T = TypeVar("T")
 MAX_LEASE_SECONDS = 86_400.0
 
 
-async def _call(server_id: str, what: str, call: Awaitable[T]) -> T:
+async def _call(server_id: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run one script call; a dropped connection (e.g. Redis restarted) is retried once,
+    which is safe: every operation is idempotent under its holder's token."""
     try:
-        return await call
+        try:
+            return await call()
+        except (ConnectionError, TimeoutError):
+            await anyio.sleep(0.05)
+            return await call()
     except RedisError as exc:
         raise CapacityError(
             redact(f"capacity ledger ({server_id}): {what} failed: {type(exc).__name__}: {exc}")
@@ -143,7 +149,7 @@ class CapacityLedger:
         reply = await _call(
             self.server_id,
             "acquire",
-            self._scripts.acquire(
+            lambda: self._scripts.acquire(
                 keys=list(self.keys.all),
                 args=[
                     holder,
@@ -178,7 +184,9 @@ class CapacityLedger:
         reply = await _call(
             self.server_id,
             "renew",
-            self._scripts.renew(keys=list(self.keys.all[:3]), args=[holder, token, self.lease_ms]),
+            lambda: self._scripts.renew(
+                keys=list(self.keys.all[:3]), args=[holder, token, self.lease_ms]
+            ),
         )
         return int(reply[1]) if int(reply[0]) == 1 else None
 
@@ -187,14 +195,14 @@ class CapacityLedger:
         reply = await _call(
             self.server_id,
             "release",
-            self._scripts.release(keys=list(self.keys.all[:3]), args=[holder, token]),
+            lambda: self._scripts.release(keys=list(self.keys.all[:3]), args=[holder, token]),
         )
         return int(reply[0]) == 1
 
     async def reap(self) -> ServerState:
         """Remove expired leases and read the server's whole ledger (one atomic script)."""
         reply = await _call(
-            self.server_id, "reap", self._scripts.reap(keys=list(self.keys.all), args=[])
+            self.server_id, "reap", lambda: self._scripts.reap(keys=list(self.keys.all), args=[])
         )
         state = ServerState.parse(self.server_id, reply)
         for holder in state.reaped:
@@ -235,7 +243,7 @@ class CapacityLedger:
         await _call(
             self.server_id,
             "publish",
-            self._scripts.publish(keys=[self.keys.capacity], args=args),
+            lambda: self._scripts.publish(keys=[self.keys.capacity], args=args),
         )
 
     # --- leases -------------------------------------------------------------------
@@ -297,6 +305,11 @@ class CapacityLedger:
                     yield lease
                 finally:
                     tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The body's own error, not wrapped by the heartbeat's task group.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             with anyio.CancelScope(shield=True):
                 try:

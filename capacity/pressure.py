@@ -73,8 +73,8 @@ def busy_percent(before: CpuSample | None, after: CpuSample) -> float:
 class PressureGuard:
     """Measures the host and judges it, at most once per `min_interval` seconds.
 
-    The CPU figure is the busy share since the previous measurement (at least
-    `min_interval` long), so short spikes are averaged, not ignored.
+    The CPU figure is the busy share since the previous measurement (the first one:
+    since the guard was made), so short spikes are averaged, not ignored.
     """
 
     def __init__(
@@ -93,7 +93,7 @@ class PressureGuard:
         self._probe: Probe = probe or HostProbe()
         self._min_interval = min_interval
         self._clock = clock
-        self._cpu_base: CpuSample | None = None
+        self._cpu_base: CpuSample | None = self._probe.cpu_sample()
         self._last: Pressure | None = None
         self._last_at = 0.0
 

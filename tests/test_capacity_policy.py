@@ -187,22 +187,23 @@ class FakeProbe:
 def test_guard_measures_cpu_over_the_interval_and_caches_readings() -> None:
     probe = FakeProbe()
     now = [0.0]
+    probe.cpu = CpuSample(1000, 2000)  # since boot: 50% (not what the guard judges)
     guard = PressureGuard(20, 20, probe=probe, min_interval=0.5, clock=lambda: now[0])
-    probe.cpu = CpuSample(50, 100)  # 50% since boot
-    assert not guard.check().blocked
-    probe.cpu = CpuSample(140, 200)  # 90% busy since the last reading
-    now[0] = 0.1
-    assert not guard.check().blocked  # cached: less than min_interval ago
-    assert probe.calls == 1
+    probe.cpu = CpuSample(1090, 2100)  # 90% busy since the guard was made
     now[0] = 0.6
     pressure = guard.check()
     assert (pressure.over, round(pressure.reading.cpu_percent)) == (("cpu",), 90)
-    probe.cpu = CpuSample(150, 300)  # 10% busy since: resumes
-    probe.memory = 81.0
+    probe.cpu = CpuSample(1100, 2200)  # 10% busy since
+    now[0] = 0.7
+    assert guard.check().blocked  # cached: less than min_interval ago
+    assert probe.calls == 2
     now[0] = 1.2
+    assert not guard.check().blocked
+    probe.memory = 81.0
+    now[0] = 1.8
     assert guard.check().over == ("ram",)
     probe.memory = 79.0
-    now[0] = 1.8
+    now[0] = 2.4
     assert not guard.check().blocked
 
 

@@ -101,10 +101,8 @@ async def test_memory_pressure_blocks_admission_until_the_child_exits(
         with anyio.fail_after(30):
             exited = await child.wait()
         await child.aclose()
-    exited_at = time.monotonic()
     assert exited == 0
     resumed_after = await until_reason(ledger, {"ok"}, 10)
-    resumed_delay = time.monotonic() - exited_at  # includes the probe's own time
     after = await memory_percent()
     print(
         f"\npressure: host {total_gb:.1f} GB; memory use {baseline:.1f}% before, "
@@ -113,7 +111,7 @@ async def test_memory_pressure_blocks_admission_until_the_child_exits(
     )
     print(
         f"pressure: blocked {blocked_after * 1000:.0f} ms after the child was ready; "
-        f"admitted again {resumed_after * 1000:.0f} ms after it exited ({resumed_delay * 1000:.0f} ms in all)"
+        f"admitted again {resumed_after * 1000:.0f} ms after it exited"
     )
     assert with_child > limit > after
     assert blocked_after < 5
