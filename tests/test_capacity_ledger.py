@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -378,6 +379,12 @@ def test_every_script_reaps_and_totals_the_same_way() -> None:
 async def test_documented_shas_are_what_redis_computes(redis: Redis) -> None:
     for name in NAMES:
         assert await redis.script_load(script_text(name)) == script_sha(name)
+
+
+def test_protocol_md_lists_the_current_shas() -> None:
+    protocol = (Path(__file__).parent.parent / "capacity" / "PROTOCOL.md").read_text()
+    for name in NAMES:
+        assert f"| {name} | `{script_sha(name)}` |" in protocol, f"update {name}'s SHA"
 
 
 def test_redact_hides_passwords_in_urls() -> None:
