@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +19,9 @@ from capacity import (
     decide,
     format_costs,
     judge,
+    machine_size,
     parse_costs,
+    resolve_limits,
     server_keys,
 )
 from capacity.keys import check_server_id, scan_patterns, server_id_of
@@ -94,6 +97,18 @@ def test_available_rounds_down_and_validates() -> None:
     with pytest.raises(ValueError, match="maximum"):
         available_milli(0, 20)
     assert Limits(8, 16, 20, 25).available == R(6400, 12_000)
+
+
+def test_limits_default_to_what_psutil_measures() -> None:
+    cpus = float(psutil.cpu_count(logical=True) or 1)
+    ram = psutil.virtual_memory().total / 2**30
+    measured = resolve_limits(None, None, 20, 10)
+    assert measured.max_cpu == cpus
+    assert measured.max_ram == pytest.approx(ram, abs=0.001)
+    assert measured.available == R(available_milli(cpus, 20), available_milli(measured.max_ram, 10))
+    assert machine_size()[0] == cpus
+    assert resolve_limits(8, None).max_cpu == 8  # a setting wins over the measure
+    assert resolve_limits(8, 16) == Limits(8, 16, 20, 20)
 
 
 # --- admission ----------------------------------------------------------------------

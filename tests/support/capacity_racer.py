@@ -2,8 +2,9 @@
 
 Modes:
   race   --holders N tasks acquire a random worker type, hold it a few ms (sometimes
-         resizing or renewing it), release it, for --seconds; then write
-         "summary <JSON counts>" to --out.
+         resizing or renewing it), release it, for --seconds, checking the
+         server totals every acquire answers against what is available; then
+         write "summary <JSON counts>" to --out (peak_* are maxima, not counts).
   hold   one lease per --kinds, acquired (waiting for room) and kept alive by
          heartbeats until the process is killed; "held <holder>" lines go to --out.
   reap   the pool's maintenance loop (reap + publish) until killed.
@@ -22,17 +23,32 @@ from typing import TextIO
 import anyio
 from redis.asyncio import Redis
 
-from capacity import DEFAULT_COSTS, CapacityLedger, Limits, run_maintenance
+from capacity import DEFAULT_COSTS, Admission, CapacityLedger, Limits, run_maintenance
 
 KINDS = tuple(DEFAULT_COSTS)
 
 
-async def racer(ledger: CapacityLedger, holder: str, until: float, counts: Counter[str]) -> None:
+def check(admission: Admission, counts: Counter[str], peak: list[int]) -> None:
+    """Every acquire answers the server's totals right after it: none may exceed available."""
+    allocated, available = admission.allocated, admission.available
+    assert allocated is not None
+    assert available is not None
+    counts["replies_checked"] += 1
+    peak[0] = max(peak[0], allocated.cpu_m)
+    peak[1] = max(peak[1], allocated.ram_m)
+    if allocated.cpu_m > available.cpu_m or allocated.ram_m > available.ram_m:
+        counts["over_allocated"] += 1
+
+
+async def racer(
+    ledger: CapacityLedger, holder: str, until: float, counts: Counter[str], peak: list[int]
+) -> None:
     rng = random.Random(f"{holder}-{os.getpid()}")
     while time.monotonic() < until:
         kind = rng.choice(KINDS)
         admission = await ledger.acquire(holder, kind)
         counts["attempts"] += 1
+        check(admission, counts, peak)
         if not admission.admitted:
             counts[f"refused_{admission.reason}"] += 1
             await anyio.sleep(rng.uniform(0.001, 0.01))
@@ -44,6 +60,7 @@ async def racer(ledger: CapacityLedger, holder: str, until: float, counts: Count
         if roll < 0.25:
             other = rng.choice(KINDS)
             resized = await ledger.acquire(holder, other, token=token)
+            check(resized, counts, peak)
             counts["resized" if resized.admitted else f"resize_refused_{resized.reason}"] += 1
         elif roll < 0.4:
             counts["renewed" if await ledger.renew(holder, token) else "renew_lost"] += 1
@@ -55,10 +72,12 @@ async def racer(ledger: CapacityLedger, holder: str, until: float, counts: Count
 
 async def race(ledger: CapacityLedger, args: argparse.Namespace, out: TextIO) -> None:
     counts: Counter[str] = Counter()
+    peak = [0, 0]
     until = time.monotonic() + args.seconds
     async with anyio.create_task_group() as tg:
         for n in range(args.holders):
-            tg.start_soon(racer, ledger, f"{args.name}-{n}", until, counts)
+            tg.start_soon(racer, ledger, f"{args.name}-{n}", until, counts, peak)
+    counts["peak_cpu_m"], counts["peak_ram_m"] = peak
     out.write(f"summary {json.dumps(dict(counts))}\n")
 
 
