@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 import anyio
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from capacity.errors import CapacityError, CapacityRefused, redact
 from capacity.keys import check_server_id, server_keys
@@ -43,7 +45,7 @@ async def _call(server_id: str, what: str, call: Callable[[], Awaitable[T]]) -> 
     try:
         try:
             return await call()
-        except (ConnectionError, TimeoutError):
+        except (RedisConnectionError, RedisTimeoutError):
             await anyio.sleep(0.05)
             return await call()
     except RedisError as exc:

@@ -243,3 +243,19 @@ def test_server_ids_are_found_back_from_keys() -> None:
 def test_server_ids_without_spaces_or_colons(bad: str) -> None:
     with pytest.raises(ValueError, match="server id"):
         check_server_id(bad)
+
+
+def test_capacity_imports_neither_pool_nor_workers() -> None:
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).parent.parent / "capacity"
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in ("pool", "workers"), f"{source.name}: {name}"
