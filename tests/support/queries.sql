@@ -50,3 +50,6 @@ SELECT id, file_content FROM extraction_queue WHERE status_id = 5;
 
 -- name: truncate_queue
 TRUNCATE extraction_queue;
+
+-- name: vacuum_queue
+VACUUM ANALYZE extraction_queue;
