@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from pool.capacity_cli import register as register_capacity
 from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
 from workers.store import DocumentSource, SourceStats, StoreError
 
@@ -239,6 +240,9 @@ def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
         return settings.environment(name)
     except SettingsError as exc:
         _die(str(exc), 2)
+
+
+register_capacity(app)
 
 
 def main() -> None:

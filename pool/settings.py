@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     server_max_ram: float | None = Field(None, gt=0)
     server_reserve_cpu_percent: Percent = 20.0
     server_reserve_ram_percent: Percent = 20.0
+    ocr_capacity_lease_seconds: float = Field(30.0, ge=1, le=3600)
+    """Capacity lease: a holder that stops renewing loses its share after this."""
+    ocr_capacity_costs: str = ""
+    """Per worker type `kind=cpu:ram,...` over the defaults
+    (registre 3:1, index 1.5:0.75, acte 1:0.5)."""
 
     # --- Gemini -----------------------------------------------------------
     gemini_api_key: SecretStr | None = None
@@ -186,6 +191,21 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("ocr_server_id")
+    @classmethod
+    def _server_id(cls, value: str) -> str:
+        if any(c.isspace() for c in value) or ":" in value:
+            raise ValueError("must not contain spaces or ':' (it sits between ':' in Redis keys)")
+        return value
+
+    @field_validator("ocr_capacity_costs")
+    @classmethod
+    def _costs(cls, value: str) -> str:
+        from capacity.resources import parse_costs
+
+        parse_costs(value)  # raises a one-line ValueError naming the faulty item
+        return value
 
     @field_validator("ocr_redis_prefix")
     @classmethod

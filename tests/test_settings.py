@@ -57,6 +57,9 @@ def test_reads_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
         ({"dev_supabase_url": "ftp://x"}, "DEV_SUPABASE_URL", "http"),
         ({"gemini_base_url": "localhost:9000"}, "GEMINI_BASE_URL", "http"),
         ({"ocr_rebalance_interval_ms": 5}, "OCR_REBALANCE_INTERVAL_MS", "100"),
+        ({"ocr_server_id": "host:1"}, "OCR_SERVER_ID", "':'"),
+        ({"ocr_capacity_costs": "index=1.5"}, "OCR_CAPACITY_COSTS", "kind=cpu:ram"),
+        ({"ocr_capacity_lease_seconds": 0}, "OCR_CAPACITY_LEASE_SECONDS", "greater than"),
     ],
 )
 def test_bad_value_names_the_variable(values: dict[str, Any], variable: str, problem: str) -> None:
