@@ -1,0 +1,326 @@
+"""The limiter against a real Redis: limits, queue order, reconcile and refund, cooldowns,
+the adaptive ceiling, the keys redis-cli shows, dead waiters, and Redis going away."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from ratelimit.config import LimiterConfig, Quota
+from ratelimit.keys import fleet_keys, model_keys
+from ratelimit.limiter import GeminiLimiter, RequestTooLarge, read_fleet_usage
+from ratelimit.quota_error import QuotaSignal
+from ratelimit.scripts import NAMES, script_sha, script_text
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.anyio
+MODEL = "gemini-2.5-flash"
+
+
+@pytest.fixture
+async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def limiter_of(redis: Redis, prefix: str, rpm: int, tpm: int, **options: object) -> GeminiLimiter:
+    options.setdefault("window_seconds", 1.0)
+    options.setdefault("max_poll_seconds", 0.02)
+    config = LimiterConfig(Quota(rpm, tpm, options.pop("rpd", None)), **options)  # type: ignore[arg-type]
+    return GeminiLimiter(redis, config, prefix=prefix)
+
+
+async def acquire_within(limiter: GeminiLimiter, seconds: float, tokens: int = 1) -> bool:
+    with anyio.move_on_after(seconds):
+        await limiter.acquire(MODEL, tokens)
+        return True
+    return False
+
+
+# --- the windows ---------------------------------------------------------------------------
+async def test_requests_per_window_are_held_then_released_as_the_window_slides(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=3, tpm=1_000_000)
+    first = [await limiter.acquire(MODEL, 10) for _ in range(3)]
+    assert all(r.waited < 0.5 for r in first)
+    started = time.monotonic()
+    fourth = await limiter.acquire(MODEL, 10)
+    waited = time.monotonic() - started
+    # the 4th goes when the 1st leaves the window, not before and not much after
+    assert fourth.granted_at_us - first[0].granted_at_us >= 1_000_000
+    assert 0.8 < waited < 1.3
+
+
+async def test_tokens_per_window_hold_and_a_refund_gives_room_back(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=100, tpm=1000)
+    big = await limiter.acquire(MODEL, 700)
+    assert not await acquire_within(limiter, 0.2, 400)  # 700 + 400 > 1000
+    assert await limiter.refund(big)
+    assert await acquire_within(limiter, 0.2, 400)
+    assert int(await redis.get(f"{redis_prefix}gemini:tpm:current:{MODEL}")) == 400
+
+
+async def test_reconcile_replaces_the_estimate_by_the_api_count(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=100, tpm=1000)
+    reservation = await limiter.acquire(MODEL, 900)
+    assert not await acquire_within(limiter, 0.1, 300)
+    assert await limiter.reconcile(reservation, 600)
+    assert await acquire_within(limiter, 0.2, 300)
+    keys = model_keys(redis_prefix, MODEL)
+    assert int(await redis.get(keys.tpm)) == 900
+    stats = await redis.hgetall(keys.stats)
+    assert stats["estimated_tokens"] == "900"
+    assert stats["actual_tokens"] == "600"
+    assert limiter.metrics[MODEL].estimates.mean_abs_error_ratio == pytest.approx(0.5)
+
+
+async def test_a_request_larger_than_the_window_is_refused_at_once(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=10, tpm=1000)
+    with pytest.raises(RequestTooLarge, match="never fit"):
+        await limiter.acquire(MODEL, 1001)
+    with pytest.raises(ValueError, match="negative"):
+        await limiter.acquire(MODEL, -1)
+
+
+async def test_requests_per_day_stop_until_the_daily_reset(redis: Redis, redis_prefix: str) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=100, tpm=10_000, rpd=2)
+    await limiter.acquire(MODEL, 1)
+    second = await limiter.acquire(MODEL, 1)
+    assert not await acquire_within(limiter, 0.2)
+    assert int(await redis.get(f"{redis_prefix}gemini:rpd:current:{MODEL}")) == 2
+    await limiter.refund(second)  # a call that never went out does not count for the day
+    assert await acquire_within(limiter, 0.2)
+
+
+async def test_models_have_separate_windows(redis: Redis, redis_prefix: str) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=1, tpm=100)
+    await limiter.acquire(MODEL, 50)
+    with anyio.fail_after(0.5):
+        await limiter.acquire("gemini-2.5-pro", 50)
+    assert int(await redis.get(f"{redis_prefix}gemini:rpm:current")) == 2
+
+
+# --- the queue ------------------------------------------------------------------------------
+async def test_a_large_request_is_not_overtaken_by_later_small_ones(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """Head-of-line: while the large one waits for room, small ones that would fit in
+    the room it waits for are held behind it."""
+    limiter = limiter_of(redis, redis_prefix, rpm=1000, tpm=1000, window_seconds=0.6)
+    await limiter.acquire(MODEL, 600)
+    order: list[str] = []
+
+    async def ask(name: str, tokens: int, delay: float) -> None:
+        await anyio.sleep(delay)
+        await limiter.acquire(MODEL, tokens)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, "large", 900, 0.0)
+        for n in range(5):
+            tg.start_soon(ask, f"small{n}", 100, 0.05 + n * 0.01)
+    assert order[0] == "large", order
+
+
+async def test_a_cancelled_waiter_leaves_the_queue(redis: Redis, redis_prefix: str) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=1000, tpm=1000, window_seconds=5.0)
+    await limiter.acquire(MODEL, 600)
+    assert not await acquire_within(limiter, 0.1, 900)  # cancelled while waiting
+    keys = model_keys(redis_prefix, MODEL)
+    assert await redis.zcard(keys.tickets) == 0
+    assert await acquire_within(limiter, 0.2, 300)  # nobody ahead any more
+
+
+async def test_the_ticket_of_a_waiter_that_died_expires(redis: Redis, redis_prefix: str) -> None:
+    limiter = limiter_of(
+        redis, redis_prefix, rpm=1000, tpm=1000, window_seconds=5.0, ticket_ttl_seconds=0.3
+    )
+    await limiter.acquire(MODEL, 600)
+    # A waiter's ticket, as a process that is then SIGKILLed would leave it.
+    script = redis.register_script(script_text("acquire"))
+    reply = await script(
+        keys=[],
+        args=[redis_prefix, MODEL, "deadbeef", 0, 900, 1000, 1000, 0, 5_000_000,
+              300_000, 0, "", "e1", "", 1_000_000, 0],
+    )  # fmt: skip
+    assert reply[0] == 0
+    assert not await acquire_within(limiter, 0.1, 300)  # held behind the dead ticket
+    assert await acquire_within(limiter, 0.6, 300)  # until it expires
+
+
+# --- cooldown and ceiling ------------------------------------------------------------------
+async def test_a_429_pauses_the_model_for_every_limiter_for_its_retry_delay(
+    redis: Redis, redis_prefix: str
+) -> None:
+    pool_a = limiter_of(redis, redis_prefix, rpm=1000, tpm=1_000_000)
+    pool_b = limiter_of(redis, redis_prefix, rpm=1000, tpm=1_000_000)
+    reservation = await pool_a.acquire(MODEL, 10)
+    cooldown = await pool_a.report_quota_error(
+        MODEL, QuotaSignal(0.6, False, ("PerMinute",)), reservation=reservation
+    )
+    assert cooldown is not None
+    assert 0.5 < cooldown.seconds <= 0.6
+    started = time.monotonic()
+    await pool_b.acquire(MODEL, 10)
+    assert 0.5 < time.monotonic() - started < 0.9
+    # the other model was never paused
+    with anyio.fail_after(0.2):
+        await pool_b.acquire("gemini-2.5-pro", 10)
+
+
+async def test_a_shorter_429_never_shortens_a_running_cooldown(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=1000, tpm=1_000_000)
+    await limiter.report_quota_error(MODEL, QuotaSignal(5.0, False))
+    second = await limiter.report_quota_error(MODEL, QuotaSignal(0.1, False))
+    assert second is not None
+    assert second.seconds > 4.5
+
+
+async def test_a_per_day_429_pauses_until_the_daily_reset(redis: Redis, redis_prefix: str) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=1000, tpm=1_000_000)
+    cooldown = await limiter.report_quota_error(MODEL, QuotaSignal(30.0, True))
+    assert cooldown is not None
+    pacific = ZoneInfo("America/Los_Angeles")
+    now = datetime.now(pacific)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), pacific)
+    expected = (midnight - now).total_seconds()
+    assert abs(cooldown.seconds - expected) < 2
+    assert not cooldown.lowered  # the daily quota says nothing about sharing the minute
+    usage = await limiter.publish()
+    assert "per-day" in usage.models[0].cooldown_reason
+
+
+async def test_the_ceiling_drops_once_per_round_of_429s_and_recovers_slowly(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=100, tpm=1_000_000, recovery_per_window=0.5)
+    sent = [await limiter.acquire(MODEL, 10) for _ in range(3)]
+    first = await limiter.report_quota_error(MODEL, QuotaSignal(0.0, False), reservation=sent[0])
+    # the others were sent before the ceiling dropped: one round, one decrease
+    again = await limiter.report_quota_error(MODEL, QuotaSignal(0.0, False), reservation=sent[1])
+    assert first is not None
+    assert again is not None
+    assert first.lowered
+    assert not again.lowered
+    assert first.ceiling_factor == pytest.approx(0.7, abs=0.01)
+    usage = (await limiter.publish()).models[0]
+    assert usage.rpm_effective == 70 or usage.rpm_effective == 71
+    later = await limiter.acquire(MODEL, 10)
+    third = await limiter.report_quota_error(MODEL, QuotaSignal(0.0, False), reservation=later)
+    assert third is not None
+    assert third.lowered
+    assert third.ceiling_factor < first.ceiling_factor
+    await anyio.sleep(1.1)  # +0.5 per window: 0.49 -> 1.0 in just over a window
+    assert (await limiter.publish()).models[0].factor == 1.0
+
+
+async def test_a_lowered_ceiling_is_enforced(redis: Redis, redis_prefix: str) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=10, tpm=1_000_000, window_seconds=3.0)
+    await limiter.report_quota_error(MODEL, QuotaSignal(0.0, False))  # 10 -> 7 requests
+    for _ in range(7):
+        assert await acquire_within(limiter, 0.2)
+    assert not await acquire_within(limiter, 0.3)
+
+
+# --- what redis-cli shows -------------------------------------------------------------------
+async def test_the_inspection_keys_are_plain_numbers_and_match_the_python_names(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=100, tpm=100_000, window_seconds=0.5)
+    await limiter.acquire(MODEL, 1200, worker="srv-1:42:w1")
+    await limiter.acquire("gemini-2.5-pro", 800, worker="srv-1:42:w2")
+    fleet = fleet_keys(redis_prefix)
+    assert await redis.get(fleet.rpm) == "2"
+    assert await redis.get(fleet.tpm) == "2000"
+    flash = model_keys(redis_prefix, MODEL)
+    assert (await redis.get(flash.rpm), await redis.get(flash.tpm)) == ("1", "1200")
+    existing = {key async for key in redis.scan_iter(match=f"{redis_prefix}*")}
+    for key in (flash.grants, flash.tokens, flash.state, flash.rpd, flash.stats):
+        if key != flash.stats:
+            assert key in existing, key
+    assert {fleet.epoch, fleet.models, fleet.workers, fleet.worker_expiry} <= existing
+    workers = await redis.hgetall(fleet.workers)
+    assert set(workers) == {"srv-1:42:w1", "srv-1:42:w2"}
+    assert '"state":"calling"' in workers["srv-1:42:w1"]
+    await anyio.sleep(0.6)  # the window passes: publish brings the numbers down
+    usage = await read_fleet_usage(redis, redis_prefix, limiter.config)
+    assert (usage.rpm, usage.tpm) == (0, 0)
+    assert await redis.get(fleet.rpm) == "0"
+    assert await redis.get(flash.tpm) == "0"
+
+
+async def test_stale_worker_fields_are_reaped(redis: Redis, redis_prefix: str) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=100, tpm=100_000, worker_ttl_seconds=0.2)
+    await limiter.acquire(MODEL, 1, worker="gone")
+    assert await redis.hlen(fleet_keys(redis_prefix).workers) == 1
+    await anyio.sleep(0.3)
+    usage = await limiter.publish()
+    assert usage.workers == 0
+    assert await redis.hlen(fleet_keys(redis_prefix).workers) == 0
+
+
+def test_scripts_are_the_prelude_and_one_file_per_operation() -> None:
+    for name in NAMES:
+        text = script_text(name)
+        assert text.startswith("-- Gemini limiter: shared prelude")
+        assert len(script_sha(name)) == 40
+    assert len({script_sha(name) for name in NAMES}) == len(NAMES)
+    with pytest.raises(ValueError, match="no limiter script"):
+        script_text("window")
+
+
+# --- Redis going away ----------------------------------------------------------------------
+async def test_redis_down_grants_nothing_logs_once_and_resumes_after_a_fence(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Redis.from_url(private_redis.url, socket_timeout=1, socket_connect_timeout=1)
+    config = LimiterConfig(Quota(1000, 1_000_000), window_seconds=1.0, max_poll_seconds=0.02)
+    limiter = GeminiLimiter(client, config)
+    pool_b = GeminiLimiter(client, config)
+    await limiter.acquire(MODEL, 10)  # this limiter now knows the epoch
+    private_redis.kill()
+    caplog.set_level(logging.WARNING, logger="ratelimit")
+    grants: list[float] = []
+
+    async def keep_asking(which: GeminiLimiter) -> None:
+        await which.acquire(MODEL, 10)
+        grants.append(time.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(keep_asking, limiter)
+        await anyio.sleep(1.0)
+        assert grants == []  # fail closed: nothing granted while Redis is away
+        assert limiter.redis_down
+        private_redis.start()
+        back = time.monotonic()
+    # the first caller after the restart knew the old epoch: a full window is fenced
+    assert min(grants) - back >= 0.9
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "no Gemini call is made" in errors[0].getMessage()
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+    # a brand-new limiter after the restart is held by the same fence
+    with anyio.fail_after(2):
+        await pool_b.acquire(MODEL, 10)
+    await client.aclose()

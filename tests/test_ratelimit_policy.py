@@ -1,0 +1,204 @@
+"""Pure parts of the limiter: token estimates, 429 bodies, quotas and settings checks."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ratelimit.config import (
+    LimiterConfig,
+    Quota,
+    check_model,
+    day_offset_seconds,
+    parse_model_quotas,
+)
+from ratelimit.estimate import (
+    EstimateStats,
+    TokenRates,
+    estimate_input_tokens,
+    image_tokens,
+    text_tokens,
+)
+from ratelimit.quota_error import parse_duration, parse_quota_error
+
+# A 429 body as the Gemini API sends it (shape of generativelanguage.googleapis.com).
+PER_MINUTE_429 = {
+    "error": {
+        "code": 429,
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": "generativelanguage.googleapis.com/"
+                        "generate_content_paid_tier_input_token_count",
+                        "quotaId": "GenerateContentPaidTierInputTokensPerModelPerMinute",
+                        "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                        "quotaValue": "1000000",
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"url": "https://x"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "43s"},
+        ],
+    }
+}
+
+
+# --- token estimates ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("width", "height", "tokens"),
+    [
+        (1, 1, 258),
+        (384, 384, 258),  # both sides <= 384: one flat charge
+        (385, 200, 258),  # larger: one 768 tile
+        (768, 768, 258),
+        (769, 768, 516),  # two tiles across
+        (1700, 2200, 3 * 3 * 258),  # a letter page at 200 dpi
+        (2550, 3300, 4 * 5 * 258),  # the same at 300 dpi
+    ],
+)
+def test_image_tokens_follow_gemini_2_tiles(width: int, height: int, tokens: int) -> None:
+    assert image_tokens(width, height) == tokens
+
+
+def test_image_tokens_reject_empty_images() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        image_tokens(0, 100)
+
+
+def test_text_tokens_round_up_at_three_characters() -> None:
+    assert text_tokens("") == 0
+    assert text_tokens("abc") == 1
+    assert text_tokens("abcd") == 2
+    assert text_tokens("é" * 300) == 100
+
+
+def test_estimate_adds_every_part_and_the_overhead() -> None:
+    prompt = "Transcris chaque ligne de l'index aux immeubles." * 10
+    tokens = estimate_input_tokens(texts=[prompt, "{}"], images=[(1700, 2200)], pdf_pages=2)
+    assert tokens == 8 + text_tokens(prompt) + 1 + 9 * 258 + 2 * 258
+
+
+def test_estimate_is_deterministic_and_follows_the_rates() -> None:
+    rates = TokenRates(tokens_per_pdf_page=560, chars_per_token=4.0, overhead=0)
+    assert estimate_input_tokens(texts=["a" * 8], pdf_pages=3, rates=rates) == 2 + 3 * 560
+    with pytest.raises(ValueError, match="negative"):
+        estimate_input_tokens(pdf_pages=-1)
+
+
+@given(st.integers(1, 20_000), st.integers(1, 20_000), st.integers(1, 20_000))
+def test_image_tokens_never_shrink_as_an_image_grows(w: int, h: int, more: int) -> None:
+    assert image_tokens(w + more, h) >= image_tokens(w, h)
+    assert image_tokens(w, h + more) >= image_tokens(w, h)
+
+
+def test_estimate_stats_report_error_and_bias() -> None:
+    stats = EstimateStats()
+    assert stats.mean_abs_error_ratio == 0.0
+    stats.add(estimated=1100, actual=1000)
+    stats.add(estimated=900, actual=1000)
+    assert stats.calls == 2
+    assert stats.mean_abs_error_ratio == pytest.approx(0.1)
+    assert stats.bias_ratio == pytest.approx(0.0)
+    stats.add(estimated=3000, actual=1000)
+    assert stats.bias_ratio == pytest.approx(2000 / 3000)
+
+
+# --- 429 bodies --------------------------------------------------------------------------
+def test_a_per_minute_429_carries_its_delay_in_the_body() -> None:
+    signal = parse_quota_error(PER_MINUTE_429)
+    assert signal.retry_delay == 43.0
+    assert not signal.per_day
+    assert signal.quota_ids == ("GenerateContentPaidTierInputTokensPerModelPerMinute",)
+    assert "retry in 43 s" in signal.describe()
+
+
+def test_a_per_day_429_is_recognised_from_its_quota_id() -> None:
+    body = json.loads(json.dumps(PER_MINUTE_429))
+    violation = body["error"]["details"][0]["violations"][0]
+    violation["quotaId"] = "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+    signal = parse_quota_error(json.dumps(body))  # JSON text works too
+    assert signal.per_day
+    assert "per-day quota" in signal.describe()
+
+
+def test_the_sdk_error_details_shape_and_junk_are_read_safely() -> None:
+    # google-genai's APIError.details is the response JSON, sometimes wrapped in a list.
+    assert parse_quota_error([PER_MINUTE_429]).retry_delay == 43.0
+    assert parse_quota_error(PER_MINUTE_429["error"]).retry_delay == 43.0
+    for junk in (None, "not json", {"error": "nope"}, {"error": {"details": "x"}}, [1, 2]):
+        signal = parse_quota_error(junk)
+        assert signal.retry_delay is None
+        assert not signal.per_day
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("43s", 43.0),
+        ("0.5s", 0.5),
+        ("1.250s", 1.25),
+        (".5s", 0.5),
+        ({"seconds": 2, "nanos": 500_000_000}, 2.5),
+        ("43", None),
+        ("-1s", None),
+        ("s", None),
+        (12, None),
+    ],
+)
+def test_durations_parse_like_protobuf_json(value: object, seconds: float | None) -> None:
+    assert parse_duration(value) == seconds
+
+
+# --- quotas and configuration ------------------------------------------------------------
+def test_model_quotas_parse_and_reject_nonsense() -> None:
+    quotas = parse_model_quotas(" gemini-2.5-pro=150:2000000:1000, models/gemini-2.5-flash=10:20 ")
+    assert quotas == {
+        "gemini-2.5-pro": Quota(150, 2_000_000, 1000),
+        "gemini-2.5-flash": Quota(10, 20),
+    }
+    assert parse_model_quotas("") == {}
+    for bad in ("gemini=1", "gemini=1:x", "=1:2", "gemini=0:5", "a b=1:2", "g=1:2:3:4"):
+        with pytest.raises(ValueError, match=r"rpm|positive|model"):
+            parse_model_quotas(bad)
+
+
+def test_model_names_drop_the_api_prefix_and_refuse_separators() -> None:
+    assert check_model("models/gemini-2.5-flash") == "gemini-2.5-flash"
+    for bad in ("", "models/", "a:b", "a b"):
+        with pytest.raises(ValueError, match="model name"):
+            check_model(bad)
+
+
+def test_quota_day_follows_pacific_time_across_daylight_saving() -> None:
+    winter = datetime(2026, 1, 15, 12, tzinfo=UTC)
+    summer = datetime(2026, 7, 15, 12, tzinfo=UTC)
+    assert day_offset_seconds("America/Los_Angeles", winter) == -8 * 3600
+    assert day_offset_seconds("America/Los_Angeles", summer) == -7 * 3600
+    assert day_offset_seconds("UTC", summer) == 0
+    with pytest.raises(ValueError, match="unknown time zone"):
+        day_offset_seconds("Mars/Olympus")
+
+
+def test_config_picks_the_model_quota_and_rejects_impossible_settings() -> None:
+    config = LimiterConfig(Quota(1600, 6_400_000), {"gemini-2.5-pro": Quota(150, 2_000_000)})
+    assert config.quota_for("models/gemini-2.5-pro") == Quota(150, 2_000_000)
+    assert config.quota_for("gemini-2.5-flash") == Quota(1600, 6_400_000)
+    assert config.window_us == 60_000_000
+    with pytest.raises(ValueError, match="window"):
+        LimiterConfig(Quota(1, 1), window_seconds=0)
+    with pytest.raises(ValueError, match="ticket ttl"):
+        LimiterConfig(Quota(1, 1), max_poll_seconds=5, ticket_ttl_seconds=5)
+    with pytest.raises(ValueError, match="decrease"):
+        LimiterConfig(Quota(1, 1), decrease=1.0)
+    with pytest.raises(ValueError, match="unknown time zone"):
+        LimiterConfig(Quota(1, 1), day_timezone="Nowhere/Land")
+    with pytest.raises(ValueError, match="positive"):
+        Quota(0, 1)
