@@ -41,6 +41,12 @@ def limiter_of(redis: Redis, prefix: str, rpm: int, tpm: int, **options: object)
     return GeminiLimiter(redis, config, prefix=prefix)
 
 
+async def number(redis: Redis, key: str) -> int:
+    value = await redis.get(key)
+    assert value is not None, f"{key} is missing"
+    return int(value)
+
+
 async def acquire_within(limiter: GeminiLimiter, seconds: float, tokens: int = 1) -> bool:
     with anyio.move_on_after(seconds):
         await limiter.acquire(MODEL, tokens)
@@ -71,7 +77,7 @@ async def test_tokens_per_window_hold_and_a_refund_gives_room_back(
     assert not await acquire_within(limiter, 0.2, 400)  # 700 + 400 > 1000
     assert await limiter.refund(big)
     assert await acquire_within(limiter, 0.2, 400)
-    assert int(await redis.get(f"{redis_prefix}gemini:tpm:current:{MODEL}")) == 400
+    assert await number(redis, f"{redis_prefix}gemini:tpm:current:{MODEL}") == 400
 
 
 async def test_reconcile_replaces_the_estimate_by_the_api_count(
@@ -83,7 +89,7 @@ async def test_reconcile_replaces_the_estimate_by_the_api_count(
     assert await limiter.reconcile(reservation, 600)
     assert await acquire_within(limiter, 0.2, 300)
     keys = model_keys(redis_prefix, MODEL)
-    assert int(await redis.get(keys.tpm)) == 900
+    assert await number(redis, keys.tpm) == 900
     stats = await redis.hgetall(keys.stats)
     assert stats["estimated_tokens"] == "900"
     assert stats["actual_tokens"] == "600"
@@ -105,7 +111,7 @@ async def test_requests_per_day_stop_until_the_daily_reset(redis: Redis, redis_p
     await limiter.acquire(MODEL, 1)
     second = await limiter.acquire(MODEL, 1)
     assert not await acquire_within(limiter, 0.2)
-    assert int(await redis.get(f"{redis_prefix}gemini:rpd:current:{MODEL}")) == 2
+    assert await number(redis, f"{redis_prefix}gemini:rpd:current:{MODEL}") == 2
     await limiter.refund(second)  # a call that never went out does not count for the day
     assert await acquire_within(limiter, 0.2)
 
@@ -115,7 +121,7 @@ async def test_models_have_separate_windows(redis: Redis, redis_prefix: str) -> 
     await limiter.acquire(MODEL, 50)
     with anyio.fail_after(0.5):
         await limiter.acquire("gemini-2.5-pro", 50)
-    assert int(await redis.get(f"{redis_prefix}gemini:rpm:current")) == 2
+    assert await number(redis, f"{redis_prefix}gemini:rpm:current") == 2
 
 
 # --- the queue ------------------------------------------------------------------------------
