@@ -1,8 +1,8 @@
 """A stand-in for the Gemini endpoint that answers one chosen request with a real 429.
 
-Every request is logged (arrival time, model, status, the caller's `x-pool` header). Request number `fail_at`
-(1-based) gets HTTP 429 with Gemini's error body: QuotaFailure and RetryInfo carrying
-`retry_delay`. Everything else gets a minimal generateContent answer.
+Every request is logged (arrival time, model, status, the caller's `x-pool` header).
+Request number `fail_at` (1-based) gets HTTP 429 with Gemini's error body: QuotaFailure
+and RetryInfo carrying `retry_delay`. Everything else gets a minimal generateContent answer.
 """
 
 from __future__ import annotations
