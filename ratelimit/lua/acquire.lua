@@ -58,12 +58,21 @@ prune_grants(K, now, window)
 prune_tickets(K, now)
 reap_workers(F, now)
 
+-- The ticket is queued (or its deadline pushed back) unless the request is granted on
+-- its first attempt with nobody waiting: the common, uncontended case costs no queue writes.
 if arrival == 0 then arrival = now end
-redis.call('ZADD', K.tickets, int(arrival), ticket)
-redis.call('HSET', K.ticket_tokens, ticket, int(tokens))
-redis.call('ZADD', K.ticket_deadlines, int(now + ticket_ttl), ticket)
+local queued = false
+local function enqueue()
+  if queued then return end
+  redis.call('ZADD', K.tickets, int(arrival), ticket)
+  redis.call('HSET', K.ticket_tokens, ticket, int(tokens))
+  redis.call('ZADD', K.ticket_deadlines, int(now + ticket_ttl), ticket)
+  queued = true
+end
+if arrival ~= now or redis.call('ZCARD', K.tickets) > 0 then enqueue() end
 
 local function wait(retry, reason, position)
+  enqueue()
   touch_worker(F, worker, model, 'waiting', now, worker_ttl)
   if retry < 1000 then retry = 1000 end
   return { 0, int(retry), epoch, int(arrival), reason, position }
@@ -90,7 +99,8 @@ local need = math.min(tokens, tpm_eff)
 
 local count = redis.call('ZCARD', K.grants)
 local tpm = tonumber(redis.call('HGET', K.state, 'tpm')) or 0
-local position = redis.call('ZRANK', K.tickets, ticket)
+local position = 0
+if queued then position = redis.call('ZRANK', K.tickets, ticket) end
 
 -- When do the `n` oldest grants leave the window? (nil if fewer grants are live)
 local function when_requests_free(n)
@@ -133,7 +143,7 @@ if tpm + ahead + need > tpm_eff then
 end
 
 -- Granted: the ticket becomes a grant at `now`, counted with its full token ask.
-remove_ticket(K, ticket)
+if queued then remove_ticket(K, ticket) end
 redis.call('ZADD', K.grants, int(now), ticket)
 redis.call('HSET', K.tokens, ticket, int(tokens))
 redis.call('HINCRBY', K.state, 'tpm', int(tokens))
