@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pool.capacity_cli import register as register_capacity
+from pool.gemini_cli import gemini_or_error, gemini_table
+from pool.gemini_cli import register as register_gemini
 from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
 from workers.store import DocumentSource, SourceStats, StoreError
 
@@ -172,7 +174,7 @@ def requeue_failed(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Queue figures per environment and document type."""
+    """Queue figures per environment and document type, and Gemini usage per model."""
     from pool.queues import queue_stores
 
     settings = _settings()
@@ -183,13 +185,19 @@ def status(
             return {store.env: await store.stats() for store in stores}
 
     stats = _run(main)
+    gemini = gemini_or_error(settings)
     if as_json:
         payload = {
-            "queues": {env: [dataclasses.asdict(s) for s in rows] for env, rows in stats.items()}
+            "queues": {env: [dataclasses.asdict(s) for s in rows] for env, rows in stats.items()},
+            "gemini": {"error": gemini} if isinstance(gemini, str) else gemini.as_json(),
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     out.print(_stats_table(stats))
+    if isinstance(gemini, str):
+        out.print(f"Gemini limiter: {gemini}", markup=False, highlight=False)
+    elif gemini.models:
+        out.print(gemini_table(gemini))
 
 
 def _stats_table(stats: dict[str, list[SourceStats]]) -> Table:
@@ -243,6 +251,7 @@ def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
 
 
 register_capacity(app)
+register_gemini(app)
 
 
 def main() -> None:

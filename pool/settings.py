@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ratelimit.config import LimiterConfig, Quota, day_offset_seconds, parse_model_quotas
+
 ENVIRONMENT_NAMES = ("prod", "staging", "dev")
 """Queue environments, in the order they are polled."""
 DEFAULT_ENVIRONMENT = "default"
@@ -141,6 +143,12 @@ class Settings(BaseSettings):
     gemini_rpm_limit: int = Field(1600, ge=1)
     gemini_tpm_limit: int = Field(6_400_000, ge=1)
     gemini_rpd_limit: int | None = Field(None, ge=1)
+    gemini_window_seconds: float = Field(60.0, ge=0.05, le=86_400)
+    """The sliding window RPM and TPM are counted over (shorter only for tests)."""
+    gemini_model_limits: str = ""
+    """Per-model quotas `model=rpm:tpm[:rpd],...` over GEMINI_RPM/TPM/RPD_LIMIT."""
+    gemini_quota_timezone: str = "America/Los_Angeles"
+    """Per-day quotas reset at midnight in this zone (Gemini: Pacific time)."""
     gemini_model_index: str = Field("gemini-2.5-flash", min_length=1)
     gemini_model_acte_extract: str = Field("gemini-2.5-flash", min_length=1)
     gemini_model_acte_boost: str = Field("gemini-2.5-flash", min_length=1)
@@ -207,6 +215,18 @@ class Settings(BaseSettings):
         parse_costs(value)  # raises a one-line ValueError naming the faulty item
         return value
 
+    @field_validator("gemini_model_limits")
+    @classmethod
+    def _model_limits(cls, value: str) -> str:
+        parse_model_quotas(value)  # raises a one-line ValueError naming the faulty item
+        return value
+
+    @field_validator("gemini_quota_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        day_offset_seconds(value)
+        return value
+
     @field_validator("ocr_redis_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -253,6 +273,15 @@ class Settings(BaseSettings):
         return self
 
     # --- derived ------------------------------------------------------------
+    def limiter_config(self) -> LimiterConfig:
+        """What the shared Gemini limiter enforces, from the GEMINI_* settings."""
+        return LimiterConfig(
+            Quota(self.gemini_rpm_limit, self.gemini_tpm_limit, self.gemini_rpd_limit),
+            parse_model_quotas(self.gemini_model_limits),
+            window_seconds=self.gemini_window_seconds,
+            day_timezone=self.gemini_quota_timezone,
+        )
+
     @property
     def selected_environment_names(self) -> list[str]:
         return [n.strip().lower() for n in self.ocr_environments.split(",") if n.strip()]

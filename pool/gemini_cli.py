@@ -1,0 +1,118 @@
+"""`ocr-pool gemini`: the shared Gemini limiter's view of the fleet, from Redis.
+
+`pool/cli.py` calls `register(app)`; `status` shows the same table under the queue.
+Reading runs the limiter's publish script, so `gemini:rpm:current` and
+`gemini:tpm:current` are fresh afterwards even when no pool is running.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, NoReturn
+
+import anyio
+import typer
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.table import Table
+
+from pool.settings import Settings, SettingsError, load_settings, redact_url
+from ratelimit import FleetUsage, LimiterError, ModelUsage, read_fleet_usage
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _die(message: str, code: int) -> NoReturn:
+    err.print(f"ocr-pool: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+async def read_gemini(settings: Settings) -> FleetUsage:
+    redis = Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
+    )
+    try:
+        return await read_fleet_usage(redis, settings.ocr_redis_prefix, settings.limiter_config())
+    finally:
+        await redis.aclose()
+
+
+def gemini_or_error(settings: Settings) -> FleetUsage | str:
+    """The fleet's usage, or a one-line reason it could not be read (no secrets)."""
+    try:
+        return anyio.run(read_gemini, settings)
+    except (RedisError, OSError, LimiterError) as exc:
+        target = redact_url(settings.redis_url.get_secret_value())
+        return f"Redis {target}: {type(exc).__name__}: {redact_url(str(exc))}"
+
+
+def _of(used: int, limit: int | None) -> str:
+    if not limit:
+        return f"{used:,}"
+    return f"{used:,} / {limit:,} ({100 * used / limit:.0f}%)"
+
+
+def _model_row(m: ModelUsage) -> list[str]:
+    error = m.estimate_error_ratio
+    cooldown = f"{m.cooldown_seconds:.1f}s {m.cooldown_reason}" if m.cooldown_seconds else "-"
+    return [
+        m.model,
+        _of(m.rpm, m.rpm_effective),
+        _of(m.tpm, m.tpm_effective),
+        _of(m.rpd, m.rpd_limit),
+        f"{m.factor:.0%}",
+        str(m.waiting),
+        cooldown,
+        str(m.stats.get("quota_errors", 0)),
+        "-" if error is None else f"{error:.1%}",
+    ]
+
+
+def gemini_table(usage: FleetUsage) -> Table:
+    window = usage.models[0].window_seconds if usage.models else 60.0
+    title = f"Gemini (last {window:g} s; {usage.workers} workers seen)"
+    if usage.fence_seconds:
+        title += f" - fenced {usage.fence_seconds:.1f}s after Redis lost its data"
+    table = Table(title=title)
+    for column in (
+        "model",
+        "requests / effective limit",
+        "input tokens / effective limit",
+        "today / limit",
+        "ceiling",
+        "waiting",
+        "cooldown",
+        "429s",
+        "estimate error",
+    ):
+        table.add_column(column, justify="left" if column in ("model", "cooldown") else "right")
+    for m in usage.models:
+        table.add_row(*_model_row(m))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `gemini` command to `app`."""
+
+    @app.command("gemini")
+    def gemini(
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """Gemini usage per model against the (adaptive) limits, cooldowns, 429s."""
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            _die(str(exc), 2)
+        usage = gemini_or_error(settings)
+        if isinstance(usage, str):
+            _die(usage, 1)
+        if as_json:
+            sys.stdout.write(json.dumps(usage.as_json(), indent=2) + "\n")
+            return
+        if not usage.models:
+            out.print("no Gemini usage recorded in Redis yet", markup=False, highlight=False)
+            return
+        out.print(gemini_table(usage))
