@@ -202,3 +202,21 @@ def test_config_picks_the_model_quota_and_rejects_impossible_settings() -> None:
         LimiterConfig(Quota(1, 1), day_timezone="Nowhere/Land")
     with pytest.raises(ValueError, match="positive"):
         Quota(0, 1)
+
+
+def test_ratelimit_knows_nothing_of_documents_or_the_pool() -> None:
+    """DESIGN.md: dependencies point one way, pool -> workers -> (ratelimit, capacity)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).parent.parent / "ratelimit"
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in ("pool", "workers", "capacity"), f"{source.name}: {name}"
