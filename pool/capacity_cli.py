@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import anyio
 import typer
 from redis.asyncio import Redis
-from rich.console import Console
 from rich.table import Table
 
 from capacity import CapacityError, ServerState, read_fleet
 from capacity.resources import Resources
+from pool.console import die, out
 from pool.settings import Settings, SettingsError, load_settings, redact_url
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _die(message: str, code: int) -> NoReturn:
-    err.print(f"ocr-pool: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,12 +36,12 @@ def register(app: typer.Typer) -> None:
         try:
             settings = load_settings()
         except SettingsError as exc:
-            _die(str(exc), 2)
+            die(str(exc), 2)
         try:
             states = anyio.run(_read, settings, server or [])
         except CapacityError as exc:
             target = redact_url(settings.redis_url.get_secret_value())
-            _die(f"Redis {target}: {exc}", 1)
+            die(f"Redis {target}: {exc}", 1)
         if as_json:
             sys.stdout.write(json.dumps({"servers": [_as_dict(s) for s in states]}, indent=2))
             sys.stdout.write("\n")

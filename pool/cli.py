@@ -6,15 +6,15 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import anyio
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from pool.capacity_cli import register as register_capacity
+from pool.console import die, err, out
 from pool.gemini_cli import gemini_or_error, gemini_table
 from pool.gemini_cli import register as register_gemini
 from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
@@ -27,31 +27,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
-
-
-def _die(message: str, code: int) -> NoReturn:
-    # One line, no markup interpretation (messages may contain brackets).
-    err.print(f"ocr-pool: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        _die(str(exc), 2)
+        die(str(exc), 2)
 
 
 def _run(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(main)
     except SettingsError as exc:
-        _die(str(exc), 2)
+        die(str(exc), 2)
     except StoreError as exc:
-        _die(str(exc), 1)
+        die(str(exc), 1)
 
 
 @app.command()
@@ -240,14 +232,14 @@ def _require(settings: Settings) -> list[QueueEnvironment]:
     try:
         return settings.require_queue()
     except SettingsError as exc:
-        _die(str(exc), 2)
+        die(str(exc), 2)
 
 
 def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
     try:
         return settings.environment(name)
     except SettingsError as exc:
-        _die(str(exc), 2)
+        die(str(exc), 2)
 
 
 register_capacity(app)

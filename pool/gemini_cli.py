@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import anyio
 import typer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from rich.console import Console
 from rich.table import Table
 
+from pool.console import die, out
 from pool.settings import Settings, SettingsError, load_settings, redact_url
 from ratelimit import FleetUsage, LimiterError, ModelUsage, read_fleet_usage
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _die(message: str, code: int) -> NoReturn:
-    err.print(f"ocr-pool: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 async def read_gemini(settings: Settings) -> FleetUsage:
@@ -105,10 +97,10 @@ def register(app: typer.Typer) -> None:
         try:
             settings = load_settings()
         except SettingsError as exc:
-            _die(str(exc), 2)
+            die(str(exc), 2)
         usage = gemini_or_error(settings)
         if isinstance(usage, str):
-            _die(usage, 1)
+            die(usage, 1)
         if as_json:
             sys.stdout.write(json.dumps(usage.as_json(), indent=2) + "\n")
             return

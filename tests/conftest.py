@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
+import redis as sync_redis
 
 from tests.support.databases import (
     temporary_database,
@@ -67,9 +68,18 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def redis_prefix() -> str:
-    """A key prefix no other test uses: tests on the shared Redis never collide."""
-    return f"test:{uuid.uuid4().hex[:10]}:"
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix no other test uses: tests on the shared Redis never collide.
+    Every key under it is deleted when the test ends."""
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -34,22 +33,13 @@ def make_app() -> typer.Typer:
 @pytest.fixture
 def env(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[dict[str, str]]:
+) -> dict[str, str]:
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("COLUMNS", "220")
     values = {"REDIS_URL": redis_url, "OCR_REDIS_PREFIX": redis_prefix}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    yield values
-    anyio.run(_clean, redis_url, redis_prefix)
-
-
-async def _clean(url: str, prefix: str) -> None:
-    client = Redis.from_url(url)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    return values
 
 
 class Calm:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -34,8 +33,8 @@ def ocr_pool(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 
 @pytest.fixture
-def env(redis_url: str, redis_prefix: str) -> Iterator[dict[str, str]]:
-    yield {
+def env(redis_url: str, redis_prefix: str) -> dict[str, str]:
+    return {
         "REDIS_URL": redis_url,
         "OCR_REDIS_PREFIX": redis_prefix,
         "GEMINI_RPM_LIMIT": "100",
@@ -43,15 +42,6 @@ def env(redis_url: str, redis_prefix: str) -> Iterator[dict[str, str]]:
         "GEMINI_RPD_LIMIT": "1000",
         "GEMINI_MODEL_LIMITS": "gemini-2.5-pro=10:20000",
     }
-    anyio.run(_clean, redis_url, redis_prefix)
-
-
-async def _clean(url: str, prefix: str) -> None:
-    client = Redis.from_url(url)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def _use_the_limiter(url: str, prefix: str) -> None:

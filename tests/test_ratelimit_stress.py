@@ -12,12 +12,9 @@ import math
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import PIPE
-
-import redis as sync_redis
 
 from tests.support.limiter_audit import Grant, fullest_window, read_grants, used_share
 from tests.support.redis_server import RedisServer
@@ -85,23 +82,11 @@ def check_no_window_over_limits(grants: list[Grant]) -> None:
     assert fullest.tokens <= TPM
 
 
-def clean(redis_url: str, prefix: str) -> None:
-    client = sync_redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def test_eight_processes_hold_the_limits_use_them_and_starve_no_one(
-    redis_url: str, tmp_path: Path
+    redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    prefix = f"stress:{uuid.uuid4().hex[:8]}:"
     seconds = 8 * WINDOW
-    try:
-        grants, start_at = run_fleet(redis_url, prefix, tmp_path, seconds)
-    finally:
-        clean(redis_url, prefix)
+    grants, start_at = run_fleet(redis_url, redis_prefix, tmp_path, seconds)
     check_no_window_over_limits(grants)
 
     # a standing backlog: measure whole windows after the first and before the end
