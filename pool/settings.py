@@ -8,8 +8,10 @@ secret values (keys, and passwords inside URLs) never appear in messages,
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -152,6 +154,32 @@ class Settings(BaseSettings):
     gemini_model_index: str = Field("gemini-2.5-flash", min_length=1)
     gemini_model_acte_extract: str = Field("gemini-2.5-flash", min_length=1)
     gemini_model_acte_boost: str = Field("gemini-2.5-flash", min_length=1)
+    gemini_timeout_seconds: float = Field(120.0, gt=0, le=3600)
+    """Per HTTP call to Gemini; a call past it is abandoned and retried."""
+    gemini_max_attempts: int = Field(5, ge=1, le=50)
+    """Calls per Gemini request for 5xx, timeouts and broken answers (429s do not count)."""
+    gemini_retry_base_seconds: float = Field(1.0, ge=0, le=600)
+    gemini_inline_max_mb: float = Field(14.0, gt=0, le=20)
+    """An acte PDF up to this size is sent inline, a larger one through the Files API."""
+
+    # --- documents ----------------------------------------------------------
+    ocr_max_document_mb: float = Field(100.0, gt=0)
+    ocr_max_pages: int = Field(500, ge=1, le=100_000)
+    ocr_render_dpi: int = Field(200, ge=36, le=600)
+    ocr_max_page_megapixels: float = Field(40.0, gt=0, le=1000)
+    """Pixel budget of one rendered page: a larger page is rendered at a lower DPI."""
+    ocr_index_page_concurrency: int = Field(4, ge=1, le=64)
+    ocr_local_roots: str = ""
+    """Directories local `supabase_path`s must lie under (os.pathsep or comma separated;
+    empty: any local path is read)."""
+    ocr_storage_bucket_index: str = Field("index", min_length=1)
+    ocr_storage_bucket_acte: str = Field("acte", min_length=1)
+    ocr_download_timeout_seconds: float = Field(300.0, gt=0)
+    ocr_retry_base_seconds: float = Field(30.0, ge=0)
+    """A failed job waits this long before its 2nd attempt, 4x longer before each next."""
+    ocr_retry_max_seconds: float = Field(1800.0, ge=0)
+    ocr_idle_poll_seconds: float = Field(2.0, gt=0, le=60)
+    ocr_result_cache: bool = True
 
     # --- queue databases ----------------------------------------------------
     database_url: SecretStr | None = None
@@ -243,6 +271,11 @@ class Settings(BaseSettings):
                 f"{self.ocr_min_acte_workers}) exceeds OCR_WORKER_POOL_SIZE "
                 f"({self.ocr_worker_pool_size})"
             )
+        if self.ocr_retry_max_seconds < self.ocr_retry_base_seconds:
+            raise ValueError(
+                f"OCR_RETRY_MAX_SECONDS ({self.ocr_retry_max_seconds:g}) is below "
+                f"OCR_RETRY_BASE_SECONDS ({self.ocr_retry_base_seconds:g})"
+            )
         if self.ocr_heartbeat_seconds * 2 > self.ocr_lease_seconds:
             raise ValueError(
                 f"OCR_HEARTBEAT_SECONDS ({self.ocr_heartbeat_seconds:g}) must be at most half of "
@@ -281,6 +314,11 @@ class Settings(BaseSettings):
             window_seconds=self.gemini_window_seconds,
             day_timezone=self.gemini_quota_timezone,
         )
+
+    @property
+    def local_roots(self) -> tuple[Path, ...]:
+        items = self.ocr_local_roots.replace(os.pathsep, ",").split(",")
+        return tuple(Path(item.strip()).expanduser().resolve() for item in items if item.strip())
 
     @property
     def selected_environment_names(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""The two OCR pipelines (index: per page, structured; acte: extract then boost)."""

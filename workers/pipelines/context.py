@@ -1,0 +1,46 @@
+"""What both pipelines need, built once per pool and shared by its workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from workers.errors import JobError
+from workers.gemini import GeminiClient
+from workers.pdf import PdfLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    index: str = "gemini-2.5-flash"
+    acte_extract: str = "gemini-2.5-flash"
+    acte_boost: str = "gemini-2.5-flash"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineContext:
+    gemini: GeminiClient
+    models: Models
+    pdf_limits: PdfLimits
+    page_concurrency: int = 4
+    """Pages of one index document in flight at once (rendering + Gemini call)."""
+    inline_max_bytes: int = 14 * 1024 * 1024
+    """An acte PDF up to this size is sent inline (base64 grows it by a third; Gemini
+    takes at most 20 MB inline per request); a larger one goes through the Files API."""
+
+
+@contextmanager
+def first_job_error() -> Iterator[None]:
+    """Unwrap a task group's failure: the first `JobError` of the group, raised alone
+    (siblings were cancelled because of it), so callers see the document's problem."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        matched, _ = group.split(JobError)
+        if matched is not None:
+            first: BaseException = matched
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        raise

@@ -1,0 +1,400 @@
+"""One worker: claim a job of its mode (environments in priority order), keep its lease
+alive, fetch the document, run the pipeline (or reuse a cached result), then complete
+or fail it. It never dies on a bad document, a lost lease or an outage: it logs, backs
+off and goes on, until asked to stop; then it finishes the job in hand and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+import aiohttp
+import anyio
+
+from capacity import CapacityError, CapacityLedger
+from workers.documents import FetchConfig, StorageTarget, fetch_document
+from workers.errors import JobError
+from workers.job_policy import JobRetryPolicy
+from workers.pdf import inspect_pdf
+from workers.pipelines import acte, index
+from workers.pipelines.context import PipelineContext
+from workers.pipelines.result import PipelineResult
+from workers.store import ClaimedJob, DocumentSource, FailOutcome, QueueStore, StoreError
+
+log = logging.getLogger("workers")
+T = TypeVar("T")
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    REQUEUED = "requeued"
+    """Failed this attempt; back at status 3 for another."""
+    FAILED = "failed"
+    """Status 4: permanent error, or attempts used up."""
+    LOST = "lost"
+    """The lease was lost (expired, recovered by another pool): nothing written."""
+    RELEASED = "released"
+    """Given back untouched (the worker was cancelled mid-job)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTarget:
+    """One environment's queue, and where its documents are stored."""
+
+    store: QueueStore
+    storage: StorageTarget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    fetch: FetchConfig
+    lease_seconds: float = 120.0
+    heartbeat_seconds: float = 20.0
+    idle_poll_seconds: float = 2.0
+    """Longest pause between claims while the queue has nothing for this worker."""
+    retry: JobRetryPolicy = field(default_factory=JobRetryPolicy)
+    use_cache: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JobReport:
+    worker: str
+    env: str
+    job_id: str
+    source: DocumentSource
+    outcome: Outcome
+    seconds: float
+    gemini_calls: int = 0
+    input_tokens: int = 0
+    cache_hit: bool = False
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    result: PipelineResult | None = None
+    cache_hit: bool = False
+
+
+class Worker:
+    def __init__(
+        self,
+        name: str,
+        mode: DocumentSource,
+        targets: Sequence[QueueTarget],
+        pipelines: PipelineContext,
+        config: WorkerConfig,
+        *,
+        capacity: CapacityLedger | None = None,
+        http: aiohttp.ClientSession | None = None,
+        on_report: Callable[[JobReport], None] | None = None,
+    ) -> None:
+        if not targets:
+            raise ValueError("a worker needs at least one queue")
+        self.name = name
+        self.mode = mode
+        """The type this worker claims; the pool manager may change it between jobs."""
+        self.targets = list(targets)
+        self.pipelines = pipelines
+        self.config = config
+        self.capacity = capacity
+        self.http = http
+        self.on_report = on_report
+        self.current: ClaimedJob | None = None
+        self._stopping = False
+        self._idle_scope: anyio.CancelScope | None = None
+        self._claim_errors = 0
+
+    # -- control ------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop claiming; the job in hand (if any) is finished first."""
+        self._stopping = True
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def run(self) -> None:
+        idle_pause = 0.0
+        while not self._stopping:
+            worked = await self._work_while_claimable()
+            if self._stopping:
+                break
+            idle_pause = (
+                0.0
+                if worked
+                else min(self.config.idle_poll_seconds, max(0.1, idle_pause * 2 or 0.25))
+            )
+            if idle_pause:
+                await self._pause(idle_pause)
+
+    async def _pause(self, seconds: float) -> None:
+        with anyio.CancelScope() as scope:
+            self._idle_scope = scope
+            if self._stopping:
+                scope.cancel()
+            await anyio.sleep(seconds)
+        self._idle_scope = None
+
+    async def _work_while_claimable(self) -> bool:
+        """Hold capacity for the current mode and process jobs until none is claimable,
+        the mode changes or a stop is asked. True if at least one job was processed."""
+        mode = self.mode
+        if self.capacity is None:
+            return await self._drain(mode)
+        lease = None
+        with anyio.CancelScope() as scope:
+            self._idle_scope = scope
+            if self._stopping:
+                scope.cancel()
+            try:
+                lease = await self.capacity.lease(self.name, mode.value, wait=True)
+            except CapacityError as exc:
+                log.warning("%s: no capacity lease (%s); will retry", self.name, exc)
+        self._idle_scope = None
+        if lease is None:
+            return False
+        worked = False
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lease.keep_alive)
+                try:
+                    worked = await self._drain(mode)
+                finally:
+                    tg.cancel_scope.cancel()
+            return worked
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await lease.release()
+                except CapacityError as exc:
+                    log.warning("%s (the lease will expire on its own)", exc)
+
+    async def _drain(self, mode: DocumentSource) -> bool:
+        worked = False
+        while not self._stopping and self.mode == mode:
+            claimed = await self._claim(mode)
+            if claimed is None:
+                return worked
+            await self.process(*claimed)
+            worked = True
+        return worked
+
+    async def _claim(self, mode: DocumentSource) -> tuple[ClaimedJob, QueueTarget] | None:
+        for target in self.targets:
+            try:
+                job = await target.store.claim(self.name, mode, self.config.lease_seconds)
+            except StoreError as exc:
+                self._claim_errors += 1
+                if self._claim_errors == 1 or self._claim_errors % 100 == 0:
+                    log.error("%s: claim from %s failed: %s", self.name, target.store.env, exc)
+                continue
+            if self._claim_errors:
+                log.info("%s: claiming from %s again", self.name, target.store.env)
+                self._claim_errors = 0
+            if job is not None:
+                return job, target
+        return None
+
+    # -- one job ------------------------------------------------------------------------
+    async def process(self, job: ClaimedJob, target: QueueTarget) -> JobReport:
+        """Work on a claimed job to its end; always reports, never raises (except on
+        cancellation, after giving the job back)."""
+        self.current = job
+        started = time.monotonic()
+        attempt = _Attempt()
+        error: JobError | None = None
+        lost = anyio.Event()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_lease, job, target.store, lost, tg.cancel_scope)
+                try:
+                    attempt = await self._attempt(job, target)
+                except JobError as exc:
+                    error = exc
+                except Exception as exc:
+                    log.exception("%s: unexpected error on %s %s", self.name, job.source, job.id)
+                    error = JobError(f"internal error: {type(exc).__name__}: {exc}")
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseException:
+            if not lost.is_set():
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await self._settle(
+                        "release", lambda: target.store.release(job), job, target.store, False
+                    )
+                self._report(job, Outcome.RELEASED, started, attempt)
+            self.current = None
+            raise
+        self.current = None
+        if lost.is_set():
+            return self._report(job, Outcome.LOST, started, attempt)
+        if error is not None:
+            return await self._fail(job, target, error, started)
+        assert attempt.result is not None
+        result = attempt.result
+        written = await self._settle(
+            "complete",
+            lambda: target.store.complete(job, result.file_content, result.boosted_file_content),
+            job,
+            target.store,
+            False,
+        )
+        outcome = Outcome.COMPLETED if written else Outcome.LOST
+        return self._report(job, outcome, started, attempt)
+
+    async def _attempt(self, job: ClaimedJob, target: QueueTarget) -> _Attempt:
+        ctx = self.pipelines
+        key = (index if job.source == DocumentSource.INDEX else acte).pipeline_key(ctx.models)
+        async with fetch_document(
+            job.supabase_path,
+            job.source.value,
+            self.config.fetch,
+            storage=target.storage,
+            session=self.http,
+        ) as document:
+            if self.config.use_cache:
+                cached = await self._cached(target.store, document.sha256, key)
+                if cached is not None:
+                    return _Attempt(cached, cache_hit=True)
+            info = await inspect_pdf(document.path, ctx.pdf_limits)
+            if job.source == DocumentSource.INDEX:
+                result = await index.run_index(document.path, info, ctx, worker=self.name)
+            else:
+                result = await acte.run_acte(
+                    document.path, info, document.size, ctx, worker=self.name
+                )
+        if self.config.use_cache:
+            try:
+                await target.store.store_result(
+                    document.sha256, key, result.file_content, result.boosted_file_content
+                )
+            except StoreError as exc:
+                log.warning("%s: result not cached: %s", self.name, exc)
+        return _Attempt(result)
+
+    async def _cached(self, store: QueueStore, sha256: str, key: str) -> PipelineResult | None:
+        try:
+            hit = await store.cached_result(sha256, key)
+        except StoreError as exc:
+            log.warning("%s: result cache unavailable: %s", self.name, exc)
+            return None
+        if hit is None:
+            return None
+        return PipelineResult(hit.file_content, hit.boosted_file_content)
+
+    async def _fail(
+        self, job: ClaimedJob, target: QueueTarget, error: JobError, started: float
+    ) -> JobReport:
+        delay = 0.0 if error.permanent else self.config.retry.delay(job.attempt)
+        outcome = await self._settle(
+            "fail",
+            lambda: target.store.fail(
+                job, error.message, retryable=not error.permanent, retry_delay_seconds=delay
+            ),
+            job,
+            target.store,
+            FailOutcome.LOST,
+        )
+        kind = {
+            FailOutcome.REQUEUED: Outcome.REQUEUED,
+            FailOutcome.FAILED: Outcome.FAILED,
+        }.get(outcome, Outcome.LOST)
+        level = logging.WARNING if kind is not Outcome.REQUEUED else logging.INFO
+        log.log(
+            level,
+            "%s: %s %s attempt %d/%d %s: %s",
+            self.name,
+            job.source,
+            job.id,
+            job.attempt,
+            job.max_attempts,
+            kind,
+            error.message,
+        )
+        return self._report(job, kind, started, _Attempt(), error.message)
+
+    async def _keep_lease(
+        self,
+        job: ClaimedJob,
+        store: QueueStore,
+        lost: anyio.Event,
+        work: anyio.CancelScope,
+    ) -> None:
+        """Heartbeat every `heartbeat_seconds`. When the database says the lease is gone,
+        or it could not be renewed for a whole lease period, stop the work: another pool
+        may own the row now, and nothing must be written over its result."""
+        valid_until = time.monotonic() + self.config.lease_seconds
+        while True:
+            await anyio.sleep(self.config.heartbeat_seconds)
+            asked = time.monotonic()
+            try:
+                held = await store.heartbeat(job, self.config.lease_seconds)
+            except StoreError as exc:
+                if time.monotonic() < valid_until:
+                    log.warning("%s: heartbeat failed, will retry: %s", self.name, exc)
+                    continue
+                held = False
+            if not held:
+                log.warning("%s: lease on %s %s lost; abandoning it", self.name, job.source, job.id)
+                lost.set()
+                work.cancel()
+                return
+            valid_until = asked + self.config.lease_seconds
+
+    async def _settle(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        job: ClaimedJob,
+        store: QueueStore,
+        default: T,
+    ) -> T:
+        """Write a job's end, retrying through a database outage for as long as the lease
+        could still be ours (after that the row is recovered by someone else anyway)."""
+        deadline = time.monotonic() + self.config.lease_seconds
+        pause = 0.2
+        while True:
+            try:
+                return await call()
+            except StoreError as exc:
+                if time.monotonic() + pause > deadline:
+                    log.error(
+                        "%s: could not %s %s %s: %s", self.name, what, job.source, job.id, exc
+                    )
+                    return default
+                log.warning("%s: %s of %s failed, retrying: %s", self.name, what, job.id, exc)
+                await anyio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _report(
+        self,
+        job: ClaimedJob,
+        outcome: Outcome,
+        started: float,
+        attempt: _Attempt,
+        error: str | None = None,
+    ) -> JobReport:
+        result = attempt.result
+        report = JobReport(
+            worker=self.name,
+            env=job.env,
+            job_id=str(job.id),
+            source=job.source,
+            outcome=outcome,
+            seconds=time.monotonic() - started,
+            gemini_calls=result.gemini_calls if result else 0,
+            input_tokens=result.input_tokens if result else 0,
+            cache_hit=attempt.cache_hit,
+            error=error,
+        )
+        if self.on_report is not None:
+            self.on_report(report)
+        return report
