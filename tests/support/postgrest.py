@@ -5,7 +5,9 @@ benchmark talk to this server instead. It does what PostgREST does for an rpc
 call: checks the API key, turns the JSON body into the function's named
 arguments with `json_to_record` (so Postgres does the type conversion, arrays
 included), calls the real SQL function on the real database, and answers with
-a JSON array for set-returning functions or the bare JSON value otherwise.
+a JSON array for set-returning functions, 204 No Content for functions
+returning void (as recent PostgREST does; older ones sent `null`), or the bare
+JSON value otherwise. Request bodies may be large (OCR results of many pages).
 Errors come back in PostgREST's shape: {"code", "message", "details", "hint"}.
 """
 
@@ -28,11 +30,13 @@ from migrations import load_queries
 
 _Q = load_queries(Path(__file__).with_name("postgrest.sql"))
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_MAX_BODY_BYTES = 64 * 1024 * 1024  # aiohttp's default (1 MiB) is PostgREST's exception
 
 
 @dataclass(frozen=True, slots=True)
 class _Signature:
     returns_set: bool
+    returns_void: bool
     args: dict[str, str]
 
 
@@ -56,7 +60,9 @@ class PostgrestStandIn:
                 None
                 if row is None
                 else _Signature(
-                    row["returns_set"], dict(zip(row["arg_names"], row["arg_types"], strict=True))
+                    row["returns_set"],
+                    row["returns_void"],
+                    dict(zip(row["arg_names"], row["arg_types"], strict=True)),
                 )
             )
         return self._signatures[function]
@@ -101,11 +107,13 @@ class PostgrestStandIn:
         except asyncpg.PostgresError as exc:
             status = 404 if exc.sqlstate == "42883" else 400
             return _error(status, exc.sqlstate or "XX000", str(exc))
+        if signature.returns_void:
+            return web.Response(status=204)
         return web.Response(text=text, content_type="application/json")
 
 
 def make_app(stand_in: PostgrestStandIn) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=_MAX_BODY_BYTES)
     app.router.add_post("/rest/v1/rpc/{function}", stand_in.handle_rpc)
     return app
 

@@ -2,6 +2,7 @@
 
 -- name: signature
 SELECT p.proretset AS returns_set,
+       p.prorettype = 'void'::regtype AS returns_void,
        coalesce(array_agg(a.name ORDER BY a.ord) FILTER (WHERE a.name IS NOT NULL), '{}') AS arg_names,
        coalesce(array_agg(format_type(a.type, NULL) ORDER BY a.ord)
                 FILTER (WHERE a.name IS NOT NULL), '{}') AS arg_types
@@ -10,4 +11,4 @@ JOIN pg_namespace AS n ON n.oid = p.pronamespace
 LEFT JOIN LATERAL unnest(p.proargnames[1:p.pronargs], p.proargtypes::oid[])
           WITH ORDINALITY AS a(name, type, ord) ON true
 WHERE n.nspname = $1 AND p.proname = $2
-GROUP BY p.oid, p.proretset;
+GROUP BY p.oid, p.proretset, p.prorettype;

@@ -53,3 +53,27 @@ TRUNCATE extraction_queue;
 
 -- name: vacuum_queue
 VACUUM ANALYZE extraction_queue;
+
+-- name: cache_row
+SELECT sha256, pipeline, file_content, boosted_file_content, created_at, hits, last_hit_at
+FROM ocr_result_cache WHERE sha256 = $1 AND pipeline = $2;
+
+-- name: cache_put
+SELECT ocr_cache_put($1, $2, $3, $4);
+
+-- name: cache_rls
+SELECT relrowsecurity FROM pg_class WHERE oid = 'ocr_result_cache'::regclass;
+
+-- name: cache_get
+SELECT * FROM ocr_cache_get($1, $2);
+
+-- A role with the grants Supabase gives `anon` on tables in `public` (only inside
+-- a transaction that is rolled back: CREATE ROLE is transactional).
+-- name: rls_probe_role
+CREATE ROLE ocr_test_rls_probe NOLOGIN;
+
+-- name: rls_probe_grant
+GRANT ALL ON ocr_result_cache TO ocr_test_rls_probe;
+
+-- name: rls_probe_become
+SET LOCAL ROLE ocr_test_rls_probe;

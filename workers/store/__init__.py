@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workers.store.base import QueueStore, StoreError, StoreUnavailable
 from workers.store.models import (
+    CachedResult,
     ClaimedJob,
     DocumentSource,
     EnqueueResult,
@@ -16,6 +17,7 @@ from workers.store.models import (
 )
 
 __all__ = [
+    "CachedResult",
     "ClaimedJob",
     "DocumentSource",
     "EnqueueResult",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from workers.store.models import (
+    CachedResult,
     ClaimedJob,
     DocumentSource,
     EnqueueResult,
@@ -63,5 +64,16 @@ class QueueStore(Protocol):
         priorities: Sequence[int],
         max_attempts: int,
     ) -> list[EnqueueResult]: ...
+
+    async def cached_result(self, sha256: str, pipeline: str) -> CachedResult | None:
+        """The result stored for this document (lowercase hex SHA-256) and pipeline key
+        (version and models), counting the hit; None on a miss."""
+        ...
+
+    async def store_result(
+        self, sha256: str, pipeline: str, file_content: str, boosted_file_content: str | None
+    ) -> None:
+        """Store a successful result for reuse; replaces an earlier one for the same key."""
+        ...
 
     async def close(self) -> None: ...

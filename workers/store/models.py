@@ -91,6 +91,21 @@ class EnqueueResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CachedResult:
+    """A result from the cache (`ocr_result_cache`): what an earlier run of the same
+    pipeline wrote for a document with the same SHA-256."""
+
+    file_content: str
+    boosted_file_content: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> CachedResult:
+        return cls(
+            file_content=row["file_content"], boosted_file_content=row["boosted_file_content"]
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SourceStats:
     document_source: str
     pending: int

@@ -17,6 +17,7 @@ import asyncpg
 from migrations import load_queries
 from workers.store.base import StoreError, StoreUnavailable
 from workers.store.models import (
+    CachedResult,
     ClaimedJob,
     DocumentSource,
     EnqueueResult,
@@ -215,6 +216,19 @@ class PostgresStore:
             EnqueueResult(r["supabase_path"], r["id"], bool(r["created"]), int(r["status_id"]))
             for r in rows
         ]
+
+    async def cached_result(self, sha256: str, pipeline: str) -> CachedResult | None:
+        row = await self._run(lambda p: p.fetchrow(_Q["cache_get"], sha256, pipeline))
+        return None if row is None else CachedResult.from_row(row)
+
+    async def store_result(
+        self, sha256: str, pipeline: str, file_content: str, boosted_file_content: str | None
+    ) -> None:
+        await self._run(
+            lambda p: p.execute(
+                _Q["cache_put"], sha256, pipeline, file_content, boosted_file_content
+            )
+        )
 
     async def close(self) -> None:
         await self._pool.close()

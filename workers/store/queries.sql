@@ -1,5 +1,5 @@
 -- Queue operations of the direct-Postgres adapter: each is one call of a SQL
--- function from migrations/0002 and 0003 (the Supabase adapter calls the same
+-- function from migrations/0002, 0003 and 0004 (the Supabase adapter calls the same
 -- functions through PostgREST rpc).
 
 -- name: ping
@@ -37,3 +37,10 @@ SELECT * FROM ocr_queue_stats();
 -- name: enqueue
 SELECT * FROM ocr_enqueue(p_source => $1, p_paths => $2, p_priorities => $3,
                           p_max_attempts => $4);
+
+-- name: cache_get
+SELECT * FROM ocr_cache_get(p_sha256 => $1, p_pipeline => $2);
+
+-- name: cache_put
+SELECT ocr_cache_put(p_sha256 => $1, p_pipeline => $2, p_file_content => $3,
+                     p_boosted_file_content => $4);

@@ -16,6 +16,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from workers.store.base import StoreError, StoreUnavailable
 from workers.store.models import (
+    CachedResult,
     ClaimedJob,
     DocumentSource,
     EnqueueResult,
@@ -170,6 +171,23 @@ class SupabaseStore:
             EnqueueResult(r["supabase_path"], r["id"], bool(r["created"]), int(r["status_id"]))
             for r in rows
         ]
+
+    async def cached_result(self, sha256: str, pipeline: str) -> CachedResult | None:
+        rows = await self._rpc("ocr_cache_get", {"p_sha256": sha256, "p_pipeline": pipeline})
+        return CachedResult.from_row(rows[0]) if rows else None
+
+    async def store_result(
+        self, sha256: str, pipeline: str, file_content: str, boosted_file_content: str | None
+    ) -> None:
+        await self._rpc(
+            "ocr_cache_put",
+            {
+                "p_sha256": sha256,
+                "p_pipeline": pipeline,
+                "p_file_content": file_content,
+                "p_boosted_file_content": boosted_file_content,
+            },
+        )
 
     async def close(self) -> None:
         await self._http.aclose()
