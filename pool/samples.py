@@ -29,15 +29,32 @@ def _fr(number: int) -> str:
     return f"{number:,}".replace(",", " ")
 
 
+INDEX_COLUMNS = ("date", "parties", "nature", "numero_publication", "radiation", "remarques")
+"""The cells of a sample index line, in order, separated by " | " (empty cell: nothing)."""
+
+
 def index_lines(seed: int, count: int) -> list[str]:
+    """Lines of an index des immeubles page: date | parties | nature | publication
+    number | radiation | remarks; about one in five lines carries a radiation."""
     rng = random.Random(seed)
     lines = []
     for n in range(count):
         day = rng.randint(1, 28)
+        year = 1990 + rng.randint(0, 30)
+        radiation = ""
+        if rng.random() < 0.2:
+            radiation = f"Radiée le {year + 3}-{rng.randint(1, 12):02d}-01"
         lines.append(
-            f"{1990 + rng.randint(0, 34)}-{rng.randint(1, 12):02d}-{day:02d} | "
-            f"{rng.choice(_PARTIES)} | {rng.choice(_NATURES)} | "
-            f"{rng.randint(1_000_000, 9_999_999)} | lot {rng.randint(1000, 9999)}-{n}"
+            " | ".join(
+                (
+                    f"{year}-{rng.randint(1, 12):02d}-{day:02d}",
+                    rng.choice(_PARTIES),
+                    rng.choice(_NATURES),
+                    _fr(rng.randint(1_000_000, 9_999_999)),
+                    radiation,
+                    f"lot {rng.randint(1000, 9999)}-{n}",
+                )
+            )
         )
     return lines
 

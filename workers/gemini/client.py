@@ -11,11 +11,10 @@ block or a rejected request is final. What cannot be fixed by retrying surfaces 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
@@ -25,7 +24,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import BaseModel, ValidationError
 
-from ratelimit import GeminiLimiter, Reservation, parse_quota_error
+from ratelimit import GeminiLimiter, RequestTooLarge, Reservation, parse_quota_error
 from ratelimit.estimate import GEMINI_2, TokenRates
 from workers.errors import GeminiBlocked, GeminiJobError, PermanentJobError
 from workers.gemini.request import GeminiRequest, Pdf, estimate_tokens, to_sdk_config, to_sdk_parts
@@ -136,7 +135,10 @@ class GeminiClient:
         what = request.what or request.model
         failures = quota_errors = calls = 0
         while True:
-            reservation = await self.limiter.acquire(request.model, estimate, worker=worker)
+            try:
+                reservation = await self.limiter.acquire(request.model, estimate, worker=worker)
+            except RequestTooLarge as exc:
+                raise GeminiRejected(f"{what} is too large for Gemini's quota: {exc}") from None
             calls += 1
             self.stats.calls += 1
             self.stats.by_model[request.model] = self.stats.by_model.get(request.model, 0) + 1
@@ -273,7 +275,9 @@ class GeminiClient:
             raise GeminiRejected(f"Gemini could not process the upload of {path.name}")
         return uploaded
 
-    async def _with_retries(self, what: str, call: Any) -> types.File:
+    async def _with_retries(
+        self, what: str, call: Callable[[], Awaitable[types.File]]
+    ) -> types.File:
         failures = 0
         while True:
             try:
