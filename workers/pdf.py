@@ -25,7 +25,8 @@ What counts as a bad document (`DocumentError`, permanent):
 - **encrypted**: opening needs a password (`needs_pass`). A file with only an owner
   password (empty user password, e.g. "no printing" restrictions) opens and renders
   normally, so it is accepted;
-- **no pages**, or **more pages than `PdfLimits.max_pages`**.
+- **no pages** (a damaged file whose repair found no page counts as corrupt), or
+  **more pages than `PdfLimits.max_pages`**.
 
 Rendering: grayscale, no alpha, matrix `pymupdf.Matrix(s, s)` with `s = dpi / 72`, or
 the largest lower `s` whose pixmap fits `PdfLimits.max_page_pixels` — a page is never
@@ -230,13 +231,17 @@ def _inspect(path: Path, limits: PdfLimits, name: str) -> PdfInfo:
     doc, tail = _open(path, name)
     try:
         count = doc.page_count
+        repaired = bool(doc.is_repaired)
+        if count == 0 and repaired:
+            raise DocumentError(
+                f"document {name} is a corrupt PDF (damaged beyond repair: no page survives)"
+            )
         if count == 0:
             raise DocumentError(f"document {name} is a PDF with no pages")
         if count > limits.max_pages:
             raise DocumentError(
                 f"document {name} has {count} pages, over the {limits.max_pages}-page cap"
             )
-        repaired = bool(doc.is_repaired)
         if repaired and _EOF_MARKER not in tail:
             raise DocumentError(
                 f"document {name} is a truncated PDF (damaged, and no %%EOF marker at its "
