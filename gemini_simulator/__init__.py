@@ -1,0 +1,22 @@
+"""A Gemini simulator: a real HTTP server speaking the REST API the google-genai SDK uses.
+
+Point the SDK (or `GEMINI_BASE_URL`) at `Simulator.url`. The simulator keeps its own
+per-model quota (429 bodies as Gemini writes them), counts tokens its own way, injects
+latency and faults from a seeded RNG, and derives its answers from what it receives
+(PDF text layers, corpus pages recognised from images, text), so tests check content.
+"""
+
+from __future__ import annotations
+
+from gemini_simulator.config import ConfigError, SimulatorConfig
+from gemini_simulator.reqlog import RequestRecord
+from gemini_simulator.server import Simulator, run_simulator, serve_forever
+
+__all__ = [
+    "ConfigError",
+    "RequestRecord",
+    "Simulator",
+    "SimulatorConfig",
+    "run_simulator",
+    "serve_forever",
+]

@@ -1,0 +1,8 @@
+"""`python -m gemini_simulator [OPTIONS]`: the same as `ocr-pool simulator`."""
+
+from __future__ import annotations
+
+from pool.simulator_cli import main
+
+if __name__ == "__main__":
+    main()
