@@ -78,7 +78,8 @@ def acte_paragraphs(seed: int, count: int) -> list[str]:
     return base
 
 
-def _write(path: Path, pages: list[list[str]]) -> None:
+def write_pdf(path: Path, pages: list[list[str]]) -> None:
+    """A PDF with one page per item of `pages`, each line of text on its own line."""
     doc = pymupdf.open()
     for lines in pages:
         page = doc.new_page(width=_PAGE_WIDTH, height=_PAGE_HEIGHT)
@@ -98,10 +99,10 @@ def write_samples(
     index_files, acte_files = [], []
     for n in range(index_count):
         path = directory / f"index-{n:02d}.pdf"
-        _write(path, [index_lines(n * 10 + page, 30) for page in range(3)])
+        write_pdf(path, [index_lines(n * 10 + page, 30) for page in range(3)])
         index_files.append(path)
     for n in range(acte_count):
         path = directory / f"acte-{n:02d}.pdf"
-        _write(path, [acte_paragraphs(n * 10 + page, 12) for page in range(2)])
+        write_pdf(path, [acte_paragraphs(n * 10 + page, 12) for page in range(2)])
         acte_files.append(path)
     return index_files, acte_files

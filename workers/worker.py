@@ -264,13 +264,16 @@ class Worker:
                 cached = await self._cached(target.store, document.sha256, key)
                 if cached is not None:
                     return _Attempt(cached, cache_hit=True)
-            info = await inspect_pdf(document.path, ctx.pdf_limits)
+            info = await inspect_pdf(document.path, ctx.pdf_limits, label=document.label)
             if job.source == DocumentSource.INDEX:
-                result = await index.run_index(document.path, info, ctx, worker=self.name)
+                result = await index.run_index(
+                    document.path, info, ctx, worker=self.name, label=document.label
+                )
             else:
                 result = await acte.run_acte(
                     document.path, info, document.size, ctx, worker=self.name
                 )
+        result = result.without_nul()
         if self.config.use_cache:
             try:
                 await target.store.store_result(

@@ -77,3 +77,11 @@ GRANT ALL ON ocr_result_cache TO ocr_test_rls_probe;
 
 -- name: rls_probe_become
 SET LOCAL ROLE ocr_test_rls_probe;
+
+-- name: outcome_rows
+SELECT supabase_path, document_source, status_id, ocr_attempts, ocr_error,
+       file_content, boosted_file_content
+FROM extraction_queue ORDER BY supabase_path;
+
+-- name: truncate_queue_and_cache
+TRUNCATE extraction_queue, ocr_result_cache;

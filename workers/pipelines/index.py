@@ -23,7 +23,12 @@ def pipeline_key(models: Models) -> str:
 
 
 async def run_index(
-    path: Path, info: PdfInfo, ctx: PipelineContext, *, worker: str = ""
+    path: Path,
+    info: PdfInfo,
+    ctx: PipelineContext,
+    *,
+    worker: str = "",
+    label: str | None = None,
 ) -> PipelineResult:
     pages: list[IndexPageResult | None] = [None] * info.page_count
     calls = tokens = 0
@@ -33,7 +38,7 @@ async def run_index(
     async def read_page(number: int) -> None:
         nonlocal calls, tokens
         async with limit:
-            rendered = await render_page_png(path, number, ctx.pdf_limits)
+            rendered = await render_page_png(path, number, ctx.pdf_limits, label=label)
             answer = await ctx.gemini.generate(
                 GeminiRequest(
                     model=ctx.models.index,
