@@ -16,7 +16,7 @@ from typing import TypeVar
 import aiohttp
 import anyio
 
-from capacity import CapacityError, CapacityLedger
+from capacity import CapacityError, CapacityLedger, CapacityRefused, Lease
 from workers.documents import FetchConfig, StorageTarget, fetch_document
 from workers.errors import JobError
 from workers.job_policy import JobRetryPolicy
@@ -149,16 +149,7 @@ class Worker:
         mode = self.mode
         if self.capacity is None:
             return await self._drain(mode)
-        lease = None
-        with anyio.CancelScope() as scope:
-            self._idle_scope = scope
-            if self._stopping:
-                scope.cancel()
-            try:
-                lease = await self.capacity.lease(self.name, mode.value, wait=True)
-            except CapacityError as exc:
-                log.warning("%s: no capacity lease (%s); will retry", self.name, exc)
-        self._idle_scope = None
+        lease = await self._capacity_lease(self.capacity, mode)
         if lease is None:
             return False
         worked = False
@@ -176,6 +167,24 @@ class Worker:
                     await lease.release()
                 except CapacityError as exc:
                     log.warning("%s (the lease will expire on its own)", exc)
+
+    async def _capacity_lease(self, ledger: CapacityLedger, mode: DocumentSource) -> Lease | None:
+        """Wait for room on this machine for a worker of `mode`; None once stopping.
+        Each ask is shielded: a stop must never cancel a grant Redis already made
+        (the lease would be held, unknown to us, until it expired)."""
+        refusals = 0
+        while not self._stopping:
+            try:
+                with anyio.CancelScope(shield=True):
+                    return await ledger.lease(self.name, mode.value, wait=False)
+            except CapacityRefused as exc:
+                refusals += 1
+                if refusals == 1 or refusals % 60 == 0:
+                    log.info("%s: waiting for capacity: %s", self.name, exc)
+            except CapacityError as exc:
+                log.warning("%s: no capacity lease (%s); will retry", self.name, exc)
+            await self._pause(min(self.config.idle_poll_seconds, 1.0))
+        return None
 
     async def _drain(self, mode: DocumentSource) -> bool:
         worked = False
