@@ -2,13 +2,18 @@
 
 A simulator cannot read an image; instead, for an image of W × H pixels it renders each
 corpus page of the same aspect ratio the way the pipeline does (grayscale, no alpha,
-scale W / page width, also H / page height and the nearest whole DPI) and looks for a
-render whose pixels equal the image's. Without an exact match, the nearest page by an
-ink-normalised difference of 64-pixel-wide thumbnails is taken if it is close enough
-(a re-encoded or slightly rescaled render of the page), else the image is unknown.
-Renders are cached as (digest, thumbnail) by (file, page, W, H), answers by image digest.
+scale W / page width; for the nearest candidates also H / page height and the nearest
+whole DPI) and looks for a render whose pixels equal the image's. Without an exact
+match, the candidates are ranked by an ink-normalised difference of 64-pixel-wide
+thumbnails, and the nearest few are compared again at 256 pixels wide: the closest is
+taken if it is within `MATCH_THRESHOLD` (a re-encoded JPEG or a slightly rescaled render
+of the page), else the image is unknown. Differences of a few gray levels (JPEG noise,
+resampling) are ignored. Pages that differ only in a few characters are
+indistinguishable at that size: an image meant to be unknown must show a page whose
+layout differs.
 
-Not thread-safe (pymupdf): the server calls it from its one media thread.
+Renders are cached as (digest, thumbnail) by (file, page, W, H, scale), answers by
+image digest. Not thread-safe (pymupdf): the server calls it from its one media thread.
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ from gemini_simulator.media import (
 )
 
 THUMB_WIDTH = 64
-MATCH_THRESHOLD = 0.12
-"""Largest thumbnail distance still taken as the page (0 = same pixels, 1 = no common ink)."""
+FINE_WIDTH = 256
+MATCH_THRESHOLD = 0.02
+"""Largest 256-px distance still taken as the page (0 = same ink, 1 = no common ink)."""
+NOISE_LEVELS = 12
+"""Per-pixel differences up to this many gray levels are ignored."""
 ASPECT_TOLERANCE = 0.03
-EXACT_TRIES = 3
-"""Nearest candidates also tried at the other scales for an exact match."""
+NEAREST_TRIES = 3
+"""Nearest candidates (by thumbnail) tried at the other scales and compared at 256 px."""
 
 
 class CorpusError(ValueError):
@@ -73,16 +81,21 @@ class _Render:
     thumb: bytes
 
 
-def ink_distance(a: bytes, b: bytes) -> float:
-    """Σ|a − b| / Σ ink (ink = 255 − the darker of the two): 0 same, 1 disjoint."""
+def ink_distance(a: bytes, b: bytes, noise: int = NOISE_LEVELS) -> float:
+    """Σ (|a − b| − noise)⁺ / Σ (ink − noise)⁺, ink = 255 − the darker of the two pixels:
+    0 for the same ink (up to noise), 1 for ink in disjoint places."""
+    if len(a) != len(b):
+        raise ValueError(f"samples differ in size: {len(a)} and {len(b)} (one is shorter)")
     diff = ink = 0
     for x, y in zip(a, b, strict=True):
         if x < y:
-            diff += y - x
-            ink += 255 - x
+            d, k = y - x, 255 - x
         else:
-            diff += x - y
-            ink += 255 - y
+            d, k = x - y, 255 - y
+        if d > noise:
+            diff += d - noise
+        if k > noise:
+            ink += k - noise
     if ink == 0:
         return 0.0 if diff == 0 else 1.0
     return diff / ink
@@ -103,6 +116,7 @@ class Corpus:
         self._docs: dict[Path, Any] = {}
         self._renders: OrderedDict[tuple[Path, int, int, int, float], _Render] = OrderedDict()
         self._answers: OrderedDict[bytes, PageMatch | None] = OrderedDict()
+        self._fine_thumbs: OrderedDict[tuple[Path, int, int, int], bytes] = OrderedDict()
         self.max_renders = max_renders
         self.max_answers = max_answers
 
@@ -154,8 +168,7 @@ class Corpus:
             doc = self._docs[path] = pymupdf.open(path)
         return doc
 
-    def _render(self, page: CorpusPage, scale: float, size: tuple[int, int, int, int]) -> _Render:
-        width, height, thumb_w, thumb_h = size
+    def _render(self, page: CorpusPage, scale: float, width: int, height: int) -> _Render:
         key = (page.path, page.index, width, height, round(scale, 9))
         cached = self._renders.get(key)
         if cached is not None:
@@ -163,6 +176,7 @@ class Corpus:
             return cached
         pix = render_gray(self._doc(page.path)[page.index], scale)
         exact = (pix.width, pix.height) == (width, height)
+        thumb_w, thumb_h = _thumb_size(THUMB_WIDTH, width, height)
         render = _Render(
             hashlib.sha256(pix.samples).digest() if exact else None,
             scaled_samples(pix, thumb_w, thumb_h),
@@ -171,6 +185,20 @@ class Corpus:
         if len(self._renders) > self.max_renders:
             self._renders.popitem(last=False)
         return render
+
+    def _fine(self, page: CorpusPage, width: int, height: int) -> bytes:
+        """The page at scale W / page width, resampled FINE_WIDTH px wide (small LRU)."""
+        key = (page.path, page.index, width, height)
+        cached = self._fine_thumbs.get(key)
+        if cached is not None:
+            self._fine_thumbs.move_to_end(key)
+            return cached
+        pix = render_gray(self._doc(page.path)[page.index], width / page.width)
+        fine = scaled_samples(pix, *_thumb_size(FINE_WIDTH, width, height))
+        self._fine_thumbs[key] = fine
+        if len(self._fine_thumbs) > 64:
+            self._fine_thumbs.popitem(last=False)
+        return fine
 
     def recognise(self, data: bytes) -> PageMatch | None:
         """The corpus page `data` (a PNG/JPEG…) shows, or None. MediaError if unreadable."""
@@ -186,28 +214,39 @@ class Corpus:
 
     def match(self, image: GrayImage) -> PageMatch | None:
         width, height = image.width, image.height
-        thumb_w = min(THUMB_WIDTH, width)
-        thumb_h = max(1, round(thumb_w * height / width))
-        size = (width, height, thumb_w, thumb_h)
         digest = hashlib.sha256(image.samples).digest()
-        thumb = scaled_samples(gray_pixmap(image), thumb_w, thumb_h)
+        pix = gray_pixmap(image)
+        thumb = scaled_samples(pix, *_thumb_size(THUMB_WIDTH, width, height))
         ranked: list[tuple[float, int, CorpusPage]] = []
         for n, page in enumerate(self._pages):
             expected_height = page.height * width / page.width
             if abs(expected_height - height) > max(2.0, ASPECT_TOLERANCE * height):
                 continue
-            render = self._render(page, width / page.width, size)
+            render = self._render(page, width / page.width, width, height)
             if render.digest == digest:
                 return PageMatch(page, exact=True, distance=0.0)
             ranked.append((ink_distance(thumb, render.thumb), n, page))
         ranked.sort(key=lambda item: (item[0], item[1]))
-        for _, _, page in ranked[:EXACT_TRIES]:
+        nearest = [page for _, _, page in ranked[:NEAREST_TRIES]]
+        for page in nearest:
             for scale in _other_scales(page, width, height):
-                if self._render(page, scale, size).digest == digest:
+                if self._render(page, scale, width, height).digest == digest:
                     return PageMatch(page, exact=True, distance=0.0)
-        if ranked and ranked[0][0] <= MATCH_THRESHOLD:
-            return PageMatch(ranked[0][2], exact=False, distance=ranked[0][0])
-        return None
+        if not nearest:
+            return None
+        fine = scaled_samples(pix, *_thumb_size(FINE_WIDTH, width, height))
+        distance, page = min(
+            ((ink_distance(fine, self._fine(p, width, height)), p) for p in nearest),
+            key=lambda item: item[0],
+        )
+        return (
+            PageMatch(page, exact=False, distance=distance) if distance <= MATCH_THRESHOLD else None
+        )
+
+
+def _thumb_size(thumb_width: int, width: int, height: int) -> tuple[int, int]:
+    thumb_w = min(thumb_width, width)
+    return thumb_w, max(1, round(thumb_w * height / width))
 
 
 def _other_scales(page: CorpusPage, width: int, height: int) -> list[float]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 QuotaKind = Literal["requests", "tokens"]
+_EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,9 @@ class SlidingWindowQuota:
 
     def _live(self, model: str, now: float) -> deque[tuple[float, int]]:
         events = self._events.setdefault(model, deque())
-        while events and events[0][0] <= now - self.window:
+        # An event leaves at arrival + window (to within float rounding, so that a caller
+        # coming back exactly `retry_after` later is admitted).
+        while events and events[0][0] + self.window <= now + _EPSILON:
             events.popleft()
         return events
 

@@ -112,7 +112,8 @@ def _decode_base64(text: Any, where: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         try:
-            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            padded = text + "=" * (-len(text) % 4)
+            return base64.b64decode(padded, altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise invalid_argument(
                 f"Invalid value at '{where}' (TYPE_BYTES), Base64 decoding failed"
