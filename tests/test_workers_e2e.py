@@ -65,7 +65,7 @@ def make_bad_documents(directory: Path) -> dict[str, tuple[DocumentSource, str]]
     doc = pymupdf.open(good)
     doc.save(
         directory / "encrypted.pdf",
-        encryption=pymupdf.PDF_ENCRYPT_AES_256,
+        encryption=pymupdf.PDF_ENCRYPT_AES_256,  # type: ignore[attr-defined]
         user_pw="secret",
         owner_pw="owner",
     )
@@ -225,8 +225,8 @@ async def test_forty_documents_complete_and_bad_ones_fail_clearly(
             assert calls[MODELS["boost"]] == 20
             tokens = Counter[str]()
             for record in first_log:
-                if record.endpoint == "generateContent":
-                    tokens[record.model] += record.input_tokens
+                if record.endpoint == "generateContent" and record.model:
+                    tokens[record.model] += record.input_tokens or 0
             print(
                 f"\nper index document: {calls[MODELS['index']] / 20:.1f} calls, "
                 f"{tokens[MODELS['index']] / 20:,.0f} input tokens; per acte document: "

@@ -1,0 +1,188 @@
+"""The Gemini client (real google-genai over HTTP) against the simulator, with the real
+limiter on the real Redis: answers, reconciliation, retries, blocks and 429s."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pymupdf
+import pytest
+from redis.asyncio import Redis
+
+from gemini_simulator import SimulatorConfig, run_simulator
+from gemini_simulator.server import Simulator
+from pool.samples import index_lines, write_pdf
+from ratelimit import GeminiLimiter, LimiterConfig, Quota
+from workers.errors import GeminiBlocked, GeminiJobError
+from workers.gemini import (
+    GeminiClient,
+    GeminiRejected,
+    GeminiRequest,
+    Image,
+    Pdf,
+    RetryPolicy,
+    Text,
+)
+from workers.pipelines.schema import IndexPage
+
+pytestmark = pytest.mark.anyio
+MODEL = "sim-model"
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+
+
+@asynccontextmanager
+async def client_for(
+    sim: Simulator,
+    redis_prefix: str,
+    *,
+    call_timeout: float = 5.0,
+    retry: RetryPolicy = FAST_RETRY,
+    quota: Quota | None = None,
+) -> AsyncIterator[GeminiClient]:
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    config = LimiterConfig(quota or Quota(10_000, 10_000_000), window_seconds=2)
+    limiter = GeminiLimiter(redis, config, prefix=redis_prefix)
+    client = GeminiClient(
+        limiter, api_key="k", base_url=sim.url, timeout_seconds=call_timeout, retry=retry
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await redis.aclose()
+
+
+def text_request(text: str = "Bonjour, monde.") -> GeminiRequest:
+    return GeminiRequest(model=MODEL, parts=(Text(text),), what="test request")
+
+
+@pytest.fixture
+def pdf_path(tmp_path: Path) -> Path:
+    path = tmp_path / "doc.pdf"
+    write_pdf(path, [index_lines(1, 8), index_lines(2, 8)])
+    return path
+
+
+@pytest.fixture
+def pdf_bytes(pdf_path: Path) -> bytes:
+    return pdf_path.read_bytes()
+
+
+async def test_inline_pdf_answer_and_reconciliation(pdf_bytes: bytes, redis_prefix: str) -> None:
+    async with (
+        run_simulator(SimulatorConfig(port=0, latency_ms=1)) as sim,
+        client_for(sim, redis_prefix) as client,
+    ):
+        request = GeminiRequest(
+            model=MODEL,
+            parts=(Text("Transcris."), Pdf(pages=2, data=pdf_bytes)),
+            system_instruction="Tu es un transcripteur.",
+        )
+        answer = await client.generate(request)
+        record = sim.records()[-1]
+        stats = client.limiter._metrics(MODEL).estimates
+    assert index_lines(1, 8)[0] in answer.text
+    assert index_lines(2, 8)[-1] in answer.text
+    assert answer.calls == 1
+    assert record.input_tokens is not None
+    assert answer.input_tokens == record.input_tokens  # the API's count, not the estimate
+    assert stats.calls == 1
+    assert stats.actual == record.input_tokens
+
+
+async def test_schema_answer_is_validated(pdf_path: Path, redis_prefix: str) -> None:
+    doc = pymupdf.open(pdf_path)
+    pix = doc[0].get_pixmap(matrix=pymupdf.Matrix(1, 1), colorspace=pymupdf.csGRAY, alpha=False)
+    png, width, height = pix.tobytes("png"), pix.width, pix.height
+    doc.close()
+    config = SimulatorConfig(port=0, latency_ms=1, corpus=(pdf_path,))
+    async with run_simulator(config) as sim, client_for(sim, redis_prefix) as client:
+        answer = await client.generate(
+            GeminiRequest(
+                model=MODEL,
+                parts=(Text("Page 1."), Image(png, width, height)),
+                schema=IndexPage,
+            )
+        )
+    assert isinstance(answer.parsed, IndexPage)
+    numbers = [line.numero_publication for line in answer.parsed.lignes]
+    assert numbers == [line.split(" | ")[3] for line in index_lines(1, 8)]
+
+
+@pytest.mark.parametrize("fault", ["fault_5xx", "fault_malformed", "fault_bad_json"])
+async def test_transient_faults_are_retried_then_reported(fault: str, redis_prefix: str) -> None:
+    config = SimulatorConfig(port=0, latency_ms=1, **{fault: 1.0})  # type: ignore[arg-type]
+    async with run_simulator(config) as sim, client_for(sim, redis_prefix) as client:
+        request = GeminiRequest(model=MODEL, parts=(Text("x"),), schema=IndexPage, what="p 1")
+        with pytest.raises(GeminiJobError, match="Gemini failed on p 1 3 times") as raised:
+            await client.generate(request)
+        calls = [r for r in sim.records() if r.endpoint == "generateContent"]
+    assert not raised.value.permanent
+    assert len(calls) == 3
+
+
+async def test_some_failures_then_success(redis_prefix: str) -> None:
+    config = SimulatorConfig(port=0, latency_ms=1, fault_5xx=0.5, seed=3)
+    retry = RetryPolicy(max_attempts=20, base_delay=0.01, max_delay=0.02)
+    async with (
+        run_simulator(config) as sim,
+        client_for(sim, redis_prefix, retry=retry) as client,
+    ):
+        answers = [await client.generate(text_request(f"ligne {n}")) for n in range(10)]
+        failures = [r for r in sim.records() if r.status >= 500]
+    assert [a.text.strip() for a in answers] == [f"ligne {n}" for n in range(10)]
+    assert failures  # some calls did fail, and were retried
+    assert sum(a.calls for a in answers) == 10 + len(failures)
+
+
+async def test_hang_is_cut_by_the_timeout(redis_prefix: str) -> None:
+    config = SimulatorConfig(port=0, latency_ms=1, fault_hang=1.0, hang_seconds=60)
+    async with (
+        run_simulator(config) as sim,
+        client_for(sim, redis_prefix, call_timeout=0.5) as client,
+    ):
+        with pytest.raises(GeminiJobError, match="3 times") as raised:
+            await client.generate(text_request())
+    assert "timed out" in str(raised.value) or "Timeout" in str(raised.value)
+
+
+async def test_safety_block_is_permanent_and_not_retried(redis_prefix: str) -> None:
+    config = SimulatorConfig(port=0, latency_ms=1, fault_safety=1.0)
+    async with run_simulator(config) as sim, client_for(sim, redis_prefix) as client:
+        with pytest.raises(GeminiBlocked, match="blocked test request: SAFETY") as raised:
+            await client.generate(text_request())
+        calls = [r for r in sim.records() if r.endpoint == "generateContent"]
+    assert raised.value.permanent
+    assert len(calls) == 1
+
+
+async def test_429_sets_the_fleet_cooldown_and_does_not_count_as_failure(
+    redis_prefix: str,
+) -> None:
+    # The simulator allows 2 requests per 2 s; the limiter believes in 100.
+    config = SimulatorConfig(port=0, latency_ms=1, rpm=2, window_seconds=2)
+    retry = RetryPolicy(max_attempts=1, base_delay=0.01, max_delay=0.02)
+    async with (
+        run_simulator(config) as sim,
+        client_for(sim, redis_prefix, retry=retry, quota=Quota(100, 10_000_000)) as client,
+    ):
+        answers = [await client.generate(text_request(f"n{n}")) for n in range(4)]
+        statuses = [r.status for r in sim.records() if r.endpoint == "generateContent"]
+        metrics = client.limiter._metrics(MODEL)
+    assert [a.text.strip() for a in answers] == ["n0", "n1", "n2", "n3"]
+    assert 429 in statuses
+    assert sum(a.quota_errors for a in answers) == statuses.count(429)
+    assert metrics.quota_errors == statuses.count(429)
+
+
+async def test_rejected_request_is_permanent(redis_prefix: str) -> None:
+    async with (
+        run_simulator(SimulatorConfig(port=0, latency_ms=1)) as sim,
+        client_for(sim, redis_prefix, quota=Quota(100, 50)) as client,
+    ):
+        # Over the model's whole token window: can never be sent.
+        with pytest.raises(GeminiRejected, match="too large"):
+            await client.generate(text_request("mot " * 200))
+        assert sim.records() == []
