@@ -18,6 +18,7 @@ from pool.console import die, err, out
 from pool.gemini_cli import gemini_or_error, gemini_table
 from pool.gemini_cli import register as register_gemini
 from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
+from pool.simulator_cli import register as register_simulator
 from workers.store import DocumentSource, SourceStats, StoreError
 
 app = typer.Typer(
@@ -244,6 +245,7 @@ def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
 
 register_capacity(app)
 register_gemini(app)
+register_simulator(app)
 
 
 def main() -> None:
