@@ -184,9 +184,13 @@ class Content:
         return [line for line in self.text.splitlines() if line.strip()]
 
 
+_CELL_SEPARATOR = re.compile(r" \|(?= )")
+
+
 def split_cells(line: str) -> list[str]:
-    """'a | b | ' → ['a', 'b', ''] (cells stripped; a line with no ' | ' is one cell)."""
-    return [cell.strip() for cell in f" {line} ".split(" | ")]
+    """'a | b | | c |' → ['a', 'b', '', 'c', ''] (cells stripped; a line with no ' | ' is
+    one cell; 'a|b' is not split)."""
+    return [cell.strip() for cell in _CELL_SEPARATOR.split(f" {line} ")]
 
 
 def instance(node: Node, content: Content) -> Any:

@@ -376,6 +376,20 @@ def test_illegible_content_gives_no_rows_and_sets_the_illegible_flag() -> None:
     assert schema.instance(other, schema.Content("", illegible=True)) == {"ok": False}
 
 
+@pytest.mark.parametrize(
+    ("line", "cells"),
+    [
+        ("a | b | | c |", ["a", "b", "", "c", ""]),
+        ("| x", ["", "x"]),
+        ("a|b", ["a|b"]),
+        ("  a  |  b  ", ["a", "b"]),
+        ("", [""]),
+    ],
+)
+def test_cells(line: str, cells: list[str]) -> None:
+    assert schema.split_cells(line) == cells
+
+
 def test_property_ordering_wins_over_declaration_order() -> None:
     node = schema.parse_schema(
         {
