@@ -107,8 +107,8 @@ def register(app: typer.Typer) -> None:
             serve_forever(config, _announce)
         except CorpusError as exc:
             die(f"simulator: {exc}", 2)
-        except OSError as exc:
-            die(f"simulator: cannot listen on {host}:{port}: {exc}", 1)
+        except OSError as exc:  # port taken, log file not writable…
+            die(f"simulator: {exc}", 1)
 
 
 def main() -> None:

@@ -340,6 +340,20 @@ async def test_upload_generate_with_the_file_then_delete(
     ]
 
 
+async def test_a_file_larger_than_one_chunk_arrives_whole(
+    sim: Simulator, client: genai.client.AsyncClient
+) -> None:
+    data = bytes(range(256)) * (9 * 1024 * 1024 // 256 + 7)  # > the SDK's 8 MB chunk
+    uploaded = await client.files.upload(
+        file=io.BytesIO(data), config=types.UploadFileConfig(mime_type="application/octet-stream")
+    )
+    assert uploaded.size_bytes == len(data)
+    assert uploaded.name is not None
+    stored = sim.state.files.get(uploaded.name.removeprefix("files/"))
+    assert stored.data == data
+    assert [r.endpoint for r in sim.records()] == ["files.create", "files.upload", "files.upload"]
+
+
 # --- quota ---------------------------------------------------------------------------------
 async def test_requests_over_rpm_get_googles_429_body(
     sim: Simulator, client: genai.client.AsyncClient
