@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ VERSION = "{version:v1beta|v1alpha|v1}"
 STATE_KEY: web.AppKey[SimulatorState] = web.AppKey("state", SimulatorState)
 MAX_BODY_KEY: web.AppKey[int] = web.AppKey("max_body", int)
 CLIENT_CLOSED = 499
+log = logging.getLogger("gemini_simulator")
 
 QUOTA_METRICS = {
     "requests": (
@@ -194,6 +196,12 @@ class Routes:
                 response = await handler(request, record)
             except ApiError as error:
                 response = error_response(error, headers)
+            except web.HTTPException:
+                raise
+            except Exception as exc:  # a simulator bug: still a Google body, and logged
+                log.exception("simulator error on %s %s", request.method, request.path)
+                bug = ApiError(500, "INTERNAL", f"Simulator error: {type(exc).__name__}: {exc}")
+                response = error_response(bug, headers)
             except asyncio.CancelledError:
                 record.status = CLIENT_CLOSED
                 self.state.log.append(record.done())
