@@ -199,7 +199,7 @@ async def test_forty_documents_complete_and_bad_ones_fail_clearly(
             await enqueue(runtime, ACTE, list(corpus.acte))
             for name, (source, _) in bad.items():
                 await enqueue(runtime, source, [samples / "bad" / name])
-            reports = await run_until_idle(runtime, {INDEX: 3, ACTE: 3}, timeout=300)
+            reports = await run_until_idle(runtime, {INDEX: 3, ACTE: 3}, within=300)
             first_log = sim.records()
             rows = await outcome_rows(database)
 
@@ -247,7 +247,7 @@ async def test_forty_documents_complete_and_bad_ones_fail_clearly(
                 for old, new in zip(paths, new_paths, strict=True):
                     shutil.copyfile(old, new)
                 await enqueue(runtime, source, list(new_paths))
-            reports = await run_until_idle(runtime, {INDEX: 2, ACTE: 2}, timeout=60)
+            reports = await run_until_idle(runtime, {INDEX: 2, ACTE: 2}, within=60)
             assert len(sim.records()) == len(first_log)
             assert sorted(r.cache_hit for r in reports) == [True] * 6
             rows = await outcome_rows(database)
@@ -290,7 +290,7 @@ async def test_faults_and_quota_never_fail_a_document(
         async with pool_runtime(settings) as runtime:
             await enqueue(runtime, INDEX, list(corpus.index))
             await enqueue(runtime, ACTE, list(corpus.acte))
-            await run_until_idle(runtime, {INDEX: 3, ACTE: 3}, timeout=300)
+            await run_until_idle(runtime, {INDEX: 3, ACTE: 3}, within=300)
             rows = await outcome_rows(database)
         statuses = Counter(r.status for r in sim.records())
         faults = Counter(r.fault for r in sim.records() if r.fault)
@@ -320,7 +320,7 @@ async def test_large_acte_goes_through_the_files_api(
         settings = settings_for(database, redis_prefix, sim.url, gemini_inline_max_mb=0.001)
         async with pool_runtime(settings) as runtime:
             await enqueue(runtime, ACTE, list(corpus.acte))
-            await run_until_idle(runtime, {ACTE: 2}, timeout=120)
+            await run_until_idle(runtime, {ACTE: 2}, within=120)
             rows = await outcome_rows(database)
         endpoints = Counter(r.endpoint for r in sim.records() if r.status < 300)
     for path, pages in corpus.acte.items():

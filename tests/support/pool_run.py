@@ -24,7 +24,7 @@ async def run_until_idle(
     runtime: Runtime,
     modes: dict[DocumentSource, int],
     *,
-    timeout: float,
+    within: float,
     poll: float = 0.2,
 ) -> list[JobReport]:
     """Start `modes[source]` workers of each mode, wait until the queue is idle twice in a
@@ -39,7 +39,7 @@ async def run_until_idle(
         for worker in workers:
             tg.start_soon(worker.run)
         idle_polls = 0
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(within):
             while idle_polls < 2:
                 await anyio.sleep(poll)
                 idle_polls = idle_polls + 1 if await queue_idle(runtime.targets) else 0
