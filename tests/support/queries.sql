@@ -85,3 +85,11 @@ FROM extraction_queue ORDER BY supabase_path;
 
 -- name: truncate_queue_and_cache
 TRUNCATE extraction_queue, ocr_result_cache;
+
+-- name: allocation_rows
+SELECT pool_id, server_id, pool_size, index_workers, acte_workers, index_waiting,
+       acte_waiting, index_seconds, acte_seconds, reason
+FROM ocr_allocation_recent ORDER BY decided_at;
+
+-- name: truncate_allocations
+TRUNCATE ocr_pool_allocations;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workers.store.base import QueueStore, StoreError, StoreUnavailable
 from workers.store.models import (
+    AllocationRecord,
     CachedResult,
     ClaimedJob,
     DocumentSource,
@@ -17,6 +18,7 @@ from workers.store.models import (
 )
 
 __all__ = [
+    "AllocationRecord",
     "CachedResult",
     "ClaimedJob",
     "DocumentSource",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from workers.store.models import (
+    AllocationRecord,
     CachedResult,
     ClaimedJob,
     DocumentSource,
@@ -75,5 +76,7 @@ class QueueStore(Protocol):
     ) -> None:
         """Store a successful result for reuse; replaces an earlier one for the same key."""
         ...
+
+    async def record_allocation(self, record: AllocationRecord) -> None: ...
 
     async def close(self) -> None: ...

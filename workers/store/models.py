@@ -136,3 +136,34 @@ class SourceStats:
             p50_processing_seconds=opt("p50_processing_seconds"),
             p95_processing_seconds=opt("p95_processing_seconds"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationRecord:
+    """One allocation decision of a pool manager (table `ocr_pool_allocations`)."""
+
+    pool_id: str
+    server_id: str
+    pool_size: int
+    index_workers: int
+    acte_workers: int
+    index_waiting: int = 0
+    acte_waiting: int = 0
+    index_seconds: float | None = None
+    acte_seconds: float | None = None
+    reason: str = ""
+
+    def as_params(self) -> dict[str, Any]:
+        """Named arguments of `ocr_record_allocation`."""
+        return {
+            "p_pool_id": self.pool_id,
+            "p_server_id": self.server_id,
+            "p_pool_size": self.pool_size,
+            "p_index_workers": self.index_workers,
+            "p_acte_workers": self.acte_workers,
+            "p_index_waiting": self.index_waiting,
+            "p_acte_waiting": self.acte_waiting,
+            "p_index_seconds": self.index_seconds,
+            "p_acte_seconds": self.acte_seconds,
+            "p_reason": self.reason,
+        }

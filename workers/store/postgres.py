@@ -17,6 +17,7 @@ import asyncpg
 from migrations import load_queries
 from workers.store.base import StoreError, StoreUnavailable
 from workers.store.models import (
+    AllocationRecord,
     CachedResult,
     ClaimedJob,
     DocumentSource,
@@ -229,6 +230,9 @@ class PostgresStore:
                 _Q["cache_put"], sha256, pipeline, file_content, boosted_file_content
             )
         )
+
+    async def record_allocation(self, record: AllocationRecord) -> None:
+        await self._run(lambda p: p.execute(_Q["record_allocation"], *record.as_params().values()))
 
     async def close(self) -> None:
         await self._pool.close()

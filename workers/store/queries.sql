@@ -44,3 +44,9 @@ SELECT * FROM ocr_cache_get(p_sha256 => $1, p_pipeline => $2);
 -- name: cache_put
 SELECT ocr_cache_put(p_sha256 => $1, p_pipeline => $2, p_file_content => $3,
                      p_boosted_file_content => $4);
+
+-- name: record_allocation
+SELECT ocr_record_allocation(p_pool_id => $1, p_server_id => $2, p_pool_size => $3,
+                             p_index_workers => $4, p_acte_workers => $5,
+                             p_index_waiting => $6, p_acte_waiting => $7,
+                             p_index_seconds => $8, p_acte_seconds => $9, p_reason => $10);

@@ -16,6 +16,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from workers.store.base import StoreError, StoreUnavailable
 from workers.store.models import (
+    AllocationRecord,
     CachedResult,
     ClaimedJob,
     DocumentSource,
@@ -188,6 +189,9 @@ class SupabaseStore:
                 "p_boosted_file_content": boosted_file_content,
             },
         )
+
+    async def record_allocation(self, record: AllocationRecord) -> None:
+        await self._rpc("ocr_record_allocation", record.as_params())
 
     async def close(self) -> None:
         await self._http.aclose()
