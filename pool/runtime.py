@@ -91,6 +91,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         idle_poll_seconds=settings.ocr_idle_poll_seconds,
         retry=JobRetryPolicy(settings.ocr_retry_base_seconds, settings.ocr_retry_max_seconds),
         use_cache=settings.ocr_result_cache,
+        steal=settings.ocr_work_stealing,
     )
 
 

@@ -120,6 +120,18 @@ class Settings(BaseSettings):
     ocr_rebalance_interval_ms: PositiveMs = 30_000
     ocr_status_interval_ms: PositiveMs = 60_000
     ocr_environments: str = ""
+    ocr_work_stealing: bool = True
+    """An idle worker takes one job of the other type rather than wait."""
+    ocr_rebalance_hysteresis: float = Field(0.5, ge=0, le=100)
+    """Workers the ideal split must move by (beyond rounding) before workers switch."""
+    ocr_index_seconds_seed: float = Field(60.0, gt=0)
+    ocr_acte_seconds_seed: float = Field(30.0, gt=0)
+    """Service time per job assumed until the fleet has measured it (EWMA in Redis)."""
+    ocr_shutdown_grace_seconds: float = Field(600.0, ge=0)
+    """On SIGTERM/SIGINT, in-flight jobs get this long to finish before they are released."""
+    ocr_metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Serve /healthz, /readyz and /metrics on this port (unset: off)."""
+    ocr_metrics_host: str = "127.0.0.1"
     """Comma-separated subset of configured environments this pool serves (empty: all)."""
 
     # --- the queue --------------------------------------------------------

@@ -59,6 +59,8 @@ class WorkerConfig:
     """Longest pause between claims while the queue has nothing for this worker."""
     retry: JobRetryPolicy = field(default_factory=JobRetryPolicy)
     use_cache: bool = True
+    steal: bool = True
+    """An idle worker takes one job of the other type rather than wait (then returns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ class Worker:
         self.http = http
         self.on_report = on_report
         self.current: ClaimedJob | None = None
+        self.stealing = False
+        """True while the job in hand is of the other type (work stealing)."""
         self._stopping = False
         self._idle_scope: anyio.CancelScope | None = None
         self._claim_errors = 0
@@ -157,7 +161,7 @@ class Worker:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(lease.keep_alive)
                 try:
-                    worked = await self._drain(mode)
+                    worked = await self._drain(mode, lease)
                 finally:
                     tg.cancel_scope.cancel()
             return worked
@@ -186,15 +190,39 @@ class Worker:
             await self._pause(min(self.config.idle_poll_seconds, 1.0))
         return None
 
-    async def _drain(self, mode: DocumentSource) -> bool:
+    async def _drain(self, mode: DocumentSource, lease: Lease | None = None) -> bool:
         worked = False
         while not self._stopping and self.mode == mode:
             claimed = await self._claim(mode)
             if claimed is None:
-                return worked
+                # Work stealing: rather than sit idle, one job of the other type, then
+                # back to this worker's own mode (the caller re-leases capacity for it).
+                return await self._steal(mode, lease) or worked
             await self.process(*claimed)
             worked = True
         return worked
+
+    async def _steal(self, mode: DocumentSource, lease: Lease | None) -> bool:
+        if not self.config.steal or self._stopping:
+            return False
+        other = DocumentSource.ACTE if mode == DocumentSource.INDEX else DocumentSource.INDEX
+        if lease is not None:
+            try:
+                admitted = (await lease.resize(other.value)).admitted
+            except CapacityError as exc:
+                log.warning("%s: cannot resize capacity to steal: %s", self.name, exc)
+                admitted = False
+            if not admitted:
+                return False
+        claimed = await self._claim(other)
+        if claimed is None:
+            return False
+        self.stealing = True
+        try:
+            await self.process(*claimed)
+        finally:
+            self.stealing = False
+        return True
 
     async def _claim(self, mode: DocumentSource) -> tuple[ClaimedJob, QueueTarget] | None:
         for target in self.targets:
