@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import anyio
@@ -246,6 +247,63 @@ def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
 register_capacity(app)
 register_gemini(app)
 register_simulator(app)
+
+
+@app.command()
+def start(
+    until_empty: Annotated[
+        bool,
+        typer.Option("--until-empty", help="Exit 0 once the queue has nothing left to claim."),
+    ] = False,
+) -> None:
+    """Run a pool of OCR_WORKER_POOL_SIZE workers until SIGTERM/SIGINT (jobs in hand finish)."""
+    from pool.manager import StartupError
+    from pool.start import configure_logging, run_pool, status_printer
+
+    settings = _settings()
+    configure_logging()
+    try:
+        anyio.run(
+            lambda: run_pool(settings, until_empty=until_empty, on_status=status_printer(out))
+        )
+    except StartupError as exc:
+        die(str(exc), 1)
+    except SettingsError as exc:
+        die(str(exc), 2)
+    except StoreError as exc:
+        die(str(exc), 1)
+
+
+@app.command()
+def demo(
+    documents: Annotated[int, typer.Option(min=1, max=500, help="Sample PDFs per type.")] = 6,
+    samples: Annotated[
+        Path, typer.Option(help="Where sample PDFs are written (a new folder per run).")
+    ] = Path(".services/demo-samples"),
+    admin_url: Annotated[
+        str, typer.Option(help="Server where the demo database is created (no DATABASE_URL).")
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+) -> None:
+    """Queue sample PDFs in a demo database and OCR them (simulator unless GEMINI_API_KEY)."""
+    from pool.demo_run import run_demo, summary_table
+    from pool.manager import StartupError
+    from pool.start import configure_logging, status_printer
+
+    configure_logging()
+    root = samples.expanduser().resolve()
+    try:
+        manager = anyio.run(lambda: run_demo(documents, root, admin_url, out, status_printer(out)))
+    except StartupError as exc:
+        die(str(exc), 1)
+    except SettingsError as exc:
+        die(str(exc), 2)
+    except (StoreError, OSError) as exc:
+        die(str(exc), 1)
+    except Exception as exc:  # e.g. the admin server refused: one line, no traceback
+        from capacity.errors import redact
+
+        die(f"demo: {type(exc).__name__}: {redact(str(exc))}", 1)
+    out.print(summary_table(manager))
 
 
 def main() -> None:

@@ -92,17 +92,19 @@ def write_pdf(path: Path, pages: list[list[str]]) -> None:
 
 
 def write_samples(
-    directory: Path, index_count: int, acte_count: int
+    directory: Path, index_count: int, acte_count: int, seed: int = 0
 ) -> tuple[list[Path], list[Path]]:
-    """Write `index-NN.pdf` (3 pages of tabular lines) and `acte-NN.pdf` (2 pages of deed text)."""
+    """Write `index-NN.pdf` (3 pages of tabular lines) and `acte-NN.pdf` (2 pages of deed
+    text); another `seed` gives other contents (so the result cache does not answer)."""
+    base = seed * 100_000
     directory.mkdir(parents=True, exist_ok=True)
     index_files, acte_files = [], []
     for n in range(index_count):
         path = directory / f"index-{n:02d}.pdf"
-        write_pdf(path, [index_lines(n * 10 + page, 30) for page in range(3)])
+        write_pdf(path, [index_lines(base + n * 10 + page, 30) for page in range(3)])
         index_files.append(path)
     for n in range(acte_count):
         path = directory / f"acte-{n:02d}.pdf"
-        write_pdf(path, [acte_paragraphs(n * 10 + page, 12) for page in range(2)])
+        write_pdf(path, [acte_paragraphs(base + n * 10 + page, 12) for page in range(2)])
         acte_files.append(path)
     return index_files, acte_files

@@ -108,6 +108,8 @@ class Worker:
         self.http = http
         self.on_report = on_report
         self.current: ClaimedJob | None = None
+        self.since: float | None = None
+        """Wall-clock time the job in hand was claimed."""
         self.stealing = False
         """True while the job in hand is of the other type (work stealing)."""
         self._stopping = False
@@ -245,6 +247,7 @@ class Worker:
         """Work on a claimed job to its end; always reports, never raises (except on
         cancellation, after giving the job back)."""
         self.current = job
+        self.since = time.time()
         started = time.monotonic()
         attempt = _Attempt()
         error: JobError | None = None
@@ -268,9 +271,9 @@ class Worker:
                         "release", lambda: target.store.release(job), job, target.store, False
                     )
                 self._report(job, Outcome.RELEASED, started, attempt)
-            self.current = None
+            self.current = self.since = None
             raise
-        self.current = None
+        self.current = self.since = None
         if lost.is_set():
             return self._report(job, Outcome.LOST, started, attempt)
         if error is not None:

@@ -93,3 +93,35 @@ FROM ocr_allocation_recent ORDER BY decided_at;
 
 -- name: truncate_allocations
 TRUNCATE ocr_pool_allocations;
+
+-- name: enqueue_one
+SELECT * FROM ocr_enqueue(p_source => $1, p_paths => ARRAY[$2::text], p_priorities => ARRAY[0],
+                          p_max_attempts => 3);
+
+-- name: in_progress_rows
+SELECT id, ocr_worker_id FROM extraction_queue WHERE status_id = 6;
+
+-- name: all_rows
+SELECT id, supabase_path, status_id, ocr_worker_id, ocr_attempts, ocr_error
+FROM extraction_queue;
+
+-- name: watch_completions
+-- Test-only: log every transition to status 5, to prove none happens twice.
+CREATE TABLE IF NOT EXISTS test_completions (id text NOT NULL, at timestamptz DEFAULT now());
+TRUNCATE test_completions;
+CREATE OR REPLACE FUNCTION test_log_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO test_completions (id) VALUES (NEW.id::text);
+    RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS test_log_completion ON extraction_queue;
+CREATE TRIGGER test_log_completion AFTER UPDATE OF status_id ON extraction_queue
+FOR EACH ROW WHEN (NEW.status_id = 5 AND OLD.status_id IS DISTINCT FROM 5)
+EXECUTE FUNCTION test_log_completion();
+
+-- name: completion_counts
+SELECT id, count(*)::int AS n FROM test_completions GROUP BY id;
+
+-- name: unwatch_completions
+DROP TRIGGER IF EXISTS test_log_completion ON extraction_queue;

@@ -1,0 +1,450 @@
+"""The pool manager: N workers in one process, re-divided between index and acte by the
+work waiting, supervised until asked to stop.
+
+`run()` warms up (connections, Lua scripts, a tiny render) and fails fast with one clear
+line if Redis, a database or the settings are wrong; then it runs, in one task group,
+the workers, the rebalancer (at start and every OCR_REBALANCE_INTERVAL_MS), the
+reaper of expired leases, the limiter's publisher, the capacity ledger's maintenance,
+the fleet state in Redis, the status printer and, when configured, the health and
+metrics endpoint. `request_stop()` (SIGTERM, SIGINT, or an empty queue with
+`until_empty`) stops claiming; in-flight jobs finish within the grace period, after
+which they are given back untouched; everything the pool holds is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import pymupdf
+
+from capacity import run_maintenance
+from capacity.errors import redact
+from pool.allocation import Allocation, AllocationRules, TypeDemand, allocate
+from pool.fleet_state import FleetState
+from pool.runtime import Runtime
+from pool.service_times import ServiceTimes
+from pool.snapshot import Allocation as SnapshotAllocation
+from pool.snapshot import PoolSnapshot, tally_workers
+from pool.stats import PoolStats
+from workers.store import AllocationRecord, DocumentSource, SourceComposition, StoreError
+from workers.worker import JobReport, Outcome, Worker
+
+log = logging.getLogger("pool")
+INDEX, ACTE = DocumentSource.INDEX, DocumentSource.ACTE
+
+
+class StartupError(RuntimeError):
+    """The pool cannot start: one line saying what is wrong (no secret in it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """The queue as the rebalancer saw it: per environment and type, and the totals."""
+
+    by_env: dict[str, dict[DocumentSource, SourceComposition]]
+
+    def waiting(self, source: DocumentSource) -> int:
+        total = 0
+        for parts in self.by_env.values():
+            part = parts.get(source)
+            if part is not None:
+                total += part.claimable + part.delayed + part.in_progress
+        return total
+
+    def claimable(self) -> int:
+        return sum(p.claimable for parts in self.by_env.values() for p in parts.values())
+
+    def idle(self) -> bool:
+        """Nothing claimable, waiting out a retry delay, or in progress anywhere."""
+        return all(
+            p.claimable == 0 and p.delayed == 0 and p.in_progress == 0
+            for parts in self.by_env.values()
+            for p in parts.values()
+        )
+
+
+def assign_modes(
+    workers: list[Worker], allocation: Allocation
+) -> list[tuple[Worker, DocumentSource]]:
+    """Which workers switch mode to meet `allocation`: as few as possible, idle ones
+    first (a busy worker switches only after its current job)."""
+    target = {INDEX: allocation.index, ACTE: allocation.acte}
+    have = {source: [w for w in workers if w.mode == source] for source in (INDEX, ACTE)}
+    changes: list[tuple[Worker, DocumentSource]] = []
+    for source, other in ((INDEX, ACTE), (ACTE, INDEX)):
+        surplus = len(have[source]) - target[source]
+        if surplus <= 0:
+            continue
+        # Idle workers first, then the most recently named (stable, predictable).
+        candidates = sorted(have[source], key=lambda w: (w.current is not None, w.name))
+        changes += [(w, other) for w in candidates[:surplus]]
+    return changes
+
+
+class PoolManager:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        until_empty: bool = False,
+        pool_id: str | None = None,
+        on_status: Callable[[PoolSnapshot], None] | None = None,
+    ) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.settings = settings
+        self.until_empty = until_empty
+        self.pool_id = pool_id or secrets.token_hex(3)
+        self.server_id = settings.ocr_server_id
+        self.rules = AllocationRules(
+            pool_size=settings.ocr_worker_pool_size,
+            min_index=settings.ocr_min_index_workers,
+            min_acte=settings.ocr_min_acte_workers,
+            hysteresis=settings.ocr_rebalance_hysteresis,
+        )
+        self.service_times = ServiceTimes(
+            runtime.redis,
+            settings.ocr_redis_prefix,
+            {
+                INDEX.value: settings.ocr_index_seconds_seed,
+                ACTE.value: settings.ocr_acte_seconds_seed,
+            },
+        )
+        interval = settings.ocr_rebalance_interval_ms / 1000
+        self.fleet = FleetState(
+            runtime.redis, settings.ocr_redis_prefix, self.pool_id, ttl_seconds=3 * interval + 10
+        )
+        self.on_status = on_status
+        self.reports: list[JobReport] = []
+        self.stats = PoolStats()
+        self._report_hooks: list[Callable[[JobReport], None]] = []
+        self._times: list[tuple[str, float]] = []
+        self.allocation: Allocation | None = None
+        self.demand: Demand | None = None
+        self.service_seconds: dict[str, float] = {}
+        self.ready = False
+        self.stopping = False
+        self.started_at = time.time()
+        self.first_claim_at: float | None = None
+        self._stop = anyio.Event()
+        self._workers_done = anyio.Event()
+        self._crew: anyio.CancelScope | None = None
+        self.workers = [
+            runtime.worker(f"{self.server_id}-{self.pool_id}-w{n:02d}", INDEX, self._on_report)
+            for n in range(settings.ocr_worker_pool_size)
+        ]
+
+    # -- control ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop claiming; in-flight jobs finish (within the grace period)."""
+        if not self.stopping:
+            log.info("pool %s stopping: no new claims, finishing jobs in hand", self.pool_id)
+        self.stopping = True
+        self._stop.set()
+        for worker in self.workers:
+            worker.stop()
+
+    def force_stop(self) -> None:
+        """Stop now: jobs in hand are given back untouched (no attempt counted)."""
+        self.request_stop()
+        if self._crew is not None:
+            self._crew.cancel()
+
+    def add_report_hook(self, hook: Callable[[JobReport], None]) -> None:
+        self._report_hooks.append(hook)
+
+    def _on_report(self, report: JobReport) -> None:
+        self.reports.append(report)
+        self.stats.record(report)
+        if report.outcome is Outcome.COMPLETED and not report.cache_hit:
+            self._times.append((report.source.value, report.seconds))
+        for hook in self._report_hooks:
+            hook(report)
+
+    # -- start-up -----------------------------------------------------------------------
+    async def warm_up(self) -> None:
+        """Touch everything once before the first claim, so a wrong setting or an
+        unreachable service fails here, in one line, and the first job is not slow."""
+        try:
+            with anyio.fail_after(15):
+                await self.runtime.redis.ping()
+        except Exception as exc:
+            raise StartupError(f"Redis is not reachable: {type(exc).__name__}: {exc}") from None
+        for target in self.runtime.targets:
+            try:
+                await target.store.ping()
+            except StoreError as exc:
+                raise StartupError(str(exc)) from None
+        try:
+            await self.runtime.limiter.publish()
+        except Exception as exc:
+            raise StartupError(f"Redis refused the limiter's scripts: {exc}") from None
+        if self.runtime.capacity is not None:
+            try:
+                await self.runtime.capacity.publish()
+            except Exception as exc:
+                raise StartupError(f"capacity ledger: {exc}") from None
+        await anyio.to_thread.run_sync(_tiny_render)
+
+    # -- the run ------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.warm_up()
+        await self.rebalance()
+        self.ready = True
+        log.info(
+            "pool %s ready on %s: %d workers (%d index, %d acte)",
+            self.pool_id,
+            self.server_id,
+            len(self.workers),
+            self.allocation.index if self.allocation else 0,
+            self.allocation.acte if self.allocation else 0,
+        )
+        try:
+            async with anyio.create_task_group() as services:
+                services.start_soon(self._every, self._rebalance_seconds, self.rebalance)
+                services.start_soon(self._every, self.settings.ocr_lease_seconds / 2, self._recover)
+                services.start_soon(self._every, 2.0, self._publish_assignments)
+                services.start_soon(self.runtime.limiter.run_publisher)
+                if self.runtime.capacity is not None:
+                    services.start_soon(run_maintenance, self.runtime.capacity)
+                if self.on_status is not None:
+                    services.start_soon(self._status_loop)
+                if self.until_empty:
+                    services.start_soon(self._stop_when_empty)
+                await self._run_workers()
+                services.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self._flush_times()
+                await self.fleet.withdraw_allocation()
+                await self.fleet.publish_assignments({w.name: None for w in self.workers})
+            if self.on_status is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    self.on_status(await self.snapshot())
+
+    async def _run_workers(self) -> None:
+        running = len(self.workers)
+
+        async def supervised(worker: Worker) -> None:
+            nonlocal running
+            try:
+                await worker.run()
+            except Exception:
+                # A bug in the loop must not take the pool down: report it and stop
+                # only this worker (its job, if any, was given back or will expire).
+                log.exception("%s stopped on an unexpected error", worker.name)
+            finally:
+                running -= 1
+                if running == 0:
+                    self._workers_done.set()
+
+        async with anyio.create_task_group() as crew:
+            self._crew = crew.cancel_scope
+            for worker in self.workers:
+                crew.start_soon(supervised, worker)
+            await self._stop.wait()
+            with anyio.move_on_after(self.settings.ocr_shutdown_grace_seconds):
+                await self._workers_done.wait()
+            if not self._workers_done.is_set():
+                log.warning(
+                    "grace period of %.0f s over: giving back the jobs still in hand",
+                    self.settings.ocr_shutdown_grace_seconds,
+                )
+                crew.cancel_scope.cancel()
+
+    @property
+    def _rebalance_seconds(self) -> float:
+        return self.settings.ocr_rebalance_interval_ms / 1000
+
+    async def _every(self, seconds: float, call: Callable[[], Any]) -> None:
+        while True:
+            await anyio.sleep(seconds)
+            try:
+                await call()
+            except Exception:
+                log.exception("pool %s: periodic %s failed", self.pool_id, call.__name__)
+
+    # -- rebalancing --------------------------------------------------------------------
+    async def read_demand(self) -> Demand:
+        by_env: dict[str, dict[DocumentSource, SourceComposition]] = {}
+        for target in self.runtime.targets:
+            try:
+                by_env[target.store.env] = await target.store.composition()
+            except StoreError as exc:
+                log.warning("queue %s unreadable: %s", target.store.env, exc)
+        return Demand(by_env)
+
+    async def rebalance(self) -> Allocation:
+        demand = await self.read_demand()
+        await self._flush_times()
+        self.service_seconds = await self.service_times.current()
+        index = TypeDemand(demand.waiting(INDEX), self.service_seconds[INDEX.value])
+        acte = TypeDemand(demand.waiting(ACTE), self.service_seconds[ACTE.value])
+        decided = allocate(self.rules, index, acte, self.allocation)
+        changed = self.allocation is None or (decided.index, decided.acte) != (
+            self.allocation.index,
+            self.allocation.acte,
+        )
+        self.allocation, self.demand = decided, demand
+        for worker, mode in assign_modes(self.workers, decided):
+            worker.mode = mode
+        if changed:
+            log.info(
+                "allocation: %d index, %d acte (%s)", decided.index, decided.acte, decided.reason
+            )
+        await self.fleet.publish_allocation(
+            {
+                "server": self.server_id,
+                "index": decided.index,
+                "acte": decided.acte,
+                "reason": decided.reason,
+                "waiting": {"index": index.waiting, "acte": acte.waiting},
+                "service_seconds": {"index": index.service_seconds, "acte": acte.service_seconds},
+            }
+        )
+        record = AllocationRecord(
+            pool_id=self.pool_id,
+            server_id=self.server_id,
+            pool_size=self.rules.pool_size,
+            index_workers=decided.index,
+            acte_workers=decided.acte,
+            index_waiting=index.waiting,
+            acte_waiting=acte.waiting,
+            index_seconds=index.service_seconds,
+            acte_seconds=acte.service_seconds,
+            reason=decided.reason,
+        )
+        for target in self.runtime.targets:
+            try:
+                await target.store.record_allocation(record)
+            except StoreError as exc:
+                log.warning("allocation not recorded in %s: %s", target.store.env, exc)
+        await self._publish_assignments()
+        return decided
+
+    async def _flush_times(self) -> None:
+        pending, self._times = self._times, []
+        for source, seconds in pending:
+            await self.service_times.record(source, seconds)
+
+    # -- upkeep -------------------------------------------------------------------------
+    async def _recover(self) -> None:
+        """Rows whose holder stopped heart-beating go back to the queue (any pool may do
+        it; the SQL is idempotent and counts the lost attempt)."""
+        for target in self.runtime.targets:
+            try:
+                recovered = await target.store.recover_expired()
+            except StoreError as exc:
+                log.warning("lease recovery in %s failed: %s", target.store.env, exc)
+                continue
+            if recovered:
+                log.warning(
+                    "recovered %d expired lease(s) in %s (holders: %s)",
+                    len(recovered),
+                    target.store.env,
+                    ", ".join(sorted({r.worker_id or "?" for r in recovered})),
+                )
+
+    async def _publish_assignments(self) -> None:
+        now = time.time()
+        rows: dict[str, dict[str, Any] | None] = {}
+        for worker in self.workers:
+            job = worker.current
+            rows[worker.name] = {
+                "pool": self.pool_id,
+                "server": self.server_id,
+                "mode": worker.mode.value,
+                "job": None if job is None else str(job.id),
+                "job_type": None if job is None else job.source.value,
+                "env": None if job is None else job.env,
+                "since": worker.since,
+                "stolen": worker.stealing,
+                "updated": round(now, 3),
+            }
+        if self.first_claim_at is None and any(w.current is not None for w in self.workers):
+            self.first_claim_at = now
+        await self.fleet.publish_assignments(rows)
+        await self._flush_times()
+
+    async def _status_loop(self) -> None:
+        assert self.on_status is not None
+        while True:
+            await anyio.sleep(self.settings.ocr_status_interval_ms / 1000)
+            self.on_status(await self.snapshot())
+
+    # -- what operators see ---------------------------------------------------------------
+    async def snapshot(self) -> PoolSnapshot:
+        """The pool now: allocation, workers, queue, Gemini, capacity, stats."""
+        demand = await self.read_demand()
+        gemini, gemini_error = None, None
+        try:
+            with anyio.fail_after(10):
+                gemini = await self.runtime.limiter.publish()
+        except Exception as exc:
+            gemini_error = f"Gemini usage unreadable: {type(exc).__name__}: {redact(str(exc))}"
+        capacity, capacity_error = None, None
+        if self.runtime.capacity is not None:
+            try:
+                with anyio.fail_after(10):
+                    capacity = await self.runtime.capacity.reap()
+            except Exception as exc:
+                capacity_error = f"capacity unreadable: {type(exc).__name__}: {redact(str(exc))}"
+        allocation = self.allocation
+        envs = {t.store.env for t in self.runtime.targets}
+        return PoolSnapshot(
+            pool_id=self.pool_id,
+            server_id=self.server_id,
+            uptime_seconds=self.stats.uptime_seconds,
+            pool_size=len(self.workers),
+            allocation=SnapshotAllocation(
+                allocation.index if allocation else 0,
+                allocation.acte if allocation else 0,
+                allocation.reason if allocation else "",
+            ),
+            workers=tally_workers(
+                (w.mode.value, None if w.current is None else w.current.source.value)
+                for w in self.workers
+            ),
+            queue={
+                env: {source.value: part for source, part in parts.items()}
+                for env, parts in demand.by_env.items()
+            },
+            stats=self.stats.snapshot(),
+            gemini=gemini,
+            gemini_error=gemini_error,
+            capacity=capacity,
+            capacity_error=capacity_error,
+            queue_errors={
+                env: "queue unreadable (see the log)" for env in envs - set(demand.by_env)
+            },
+            ready=self.ready,
+            ready_reason="" if self.ready else "warming up",
+            stopping=self.stopping,
+            taken_at=time.time(),
+        )
+
+    async def _stop_when_empty(self) -> None:
+        quiet = 0
+        while not self.stopping:
+            await anyio.sleep(1.0)
+            busy = any(w.current is not None for w in self.workers)
+            demand = await self.read_demand()
+            quiet = quiet + 1 if not busy and demand.idle() and demand.by_env else 0
+            if quiet >= 2:
+                log.info("queue empty: pool %s stops (--until-empty)", self.pool_id)
+                self.request_stop()
+
+
+def _tiny_render() -> None:
+    """Load pymupdf's renderer once (fonts, code pages) before the first real page."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=72, height=72)
+    page.insert_text((10, 40), "ok")
+    page.get_pixmap(matrix=pymupdf.Matrix(0.5, 0.5), colorspace=pymupdf.csGRAY, alpha=False)
+    doc.close()
