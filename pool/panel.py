@@ -1,0 +1,371 @@
+"""The status panel a running pool prints (every `OCR_STATUS_INTERVAL_MS`), and the
+one-line equivalent for logs when stdout is not a terminal.
+
+Both read a `PoolSnapshot` only. Text that comes from outside (allocation reason,
+error messages, model and environment names) is never interpreted as Rich markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from capacity import ServerState
+from pool.snapshot import PoolSnapshot
+from pool.stats import TYPES, StatsSnapshot
+from ratelimit import FleetUsage, ModelUsage
+from workers.store import SourceComposition
+
+MAX_ERROR_CHARS = 110
+
+
+# -- formatting ----------------------------------------------------------------------
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) as one space."""
+    return " ".join(text.split())
+
+
+def clip(text: str, limit: int) -> str:
+    text = one_line(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: 42s, 3m05s, 2h07m, 3d04h."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def num(value: float) -> str:
+    """1,234,567 for whole numbers; 1.25 (at most 2 decimals) otherwise."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def compact(value: float) -> str:
+    """12,345 -> 12.3k, 3,456,789 -> 3.46M (for token counts)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return num(value)
+
+
+def used_of(used: float, limit: float | None, fmt: Callable[[float], str] | None = None) -> str:
+    """`used / limit (pct)`; `used / -` when there is no limit."""
+    fmt = fmt or num
+    if limit is None:
+        return f"{fmt(used)} / -"
+    pct = f" ({100 * used / limit:.0f}%)" if limit > 0 else ""
+    return f"{fmt(used)} / {fmt(limit)}{pct}"
+
+
+def _cooldown(m: ModelUsage) -> str:
+    if m.cooldown_seconds <= 0:
+        return "-"
+    reason = clip(m.cooldown_reason, 40) if m.cooldown_reason else ""
+    return f"{m.cooldown_seconds:.1f}s {reason}".rstrip()
+
+
+def _text(value: str, style: str = "") -> Text:
+    return Text(value, style=style)
+
+
+def _table(title: str, columns: Iterable[str], left: Iterable[str] = ()) -> Table:
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title_justify="left",
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    lefts = set(left)
+    for column in columns:
+        table.add_column(column, justify="left" if column in lefts else "right", no_wrap=True)
+    return table
+
+
+# -- the panel's parts -----------------------------------------------------------------
+def workers_table(snap: PoolSnapshot) -> Table:
+    table = _table("Workers", ("mode", "target", "busy", "idle", "other type"), left=("mode",))
+    modes = list(TYPES) + sorted(set(snap.workers) - set(TYPES))
+    for mode in modes:
+        w = snap.workers.get(mode)
+        table.add_row(
+            _text(mode),
+            str(snap.allocation.of(mode)),
+            str(w.busy if w else 0),
+            str(w.idle if w else 0),
+            str(w.stolen if w else 0),
+        )
+    table.add_row(
+        "total",
+        str(snap.pool_size),
+        str(snap.busy),
+        str(snap.idle),
+        str(sum(w.stolen for w in snap.workers.values())),
+        style="bold",
+    )
+    return table
+
+
+def queue_table(snap: PoolSnapshot) -> RenderableType:
+    table = _table(
+        "Queue", ("env", "type", "waiting", "delayed", "in progress"), left=("env", "type")
+    )
+    for env in snap.queue:
+        by_type: Mapping[str, SourceComposition] = snap.queue[env]
+        for source in list(TYPES) + sorted(set(by_type) - set(TYPES)):
+            c = by_type.get(source)
+            if c is None:
+                continue
+            table.add_row(
+                _text(env),
+                _text(source),
+                f"{c.claimable:,}",
+                f"{c.delayed:,}",
+                f"{c.in_progress:,}",
+            )
+    parts: list[RenderableType] = [table]
+    for env, error in sorted(snap.queue_errors.items()):
+        parts.append(_text(f"queue {env} unreadable: {clip(error, 200)}", "red"))
+    if not snap.queue and not snap.queue_errors:
+        parts.append(_text("no queue figures yet", "dim"))
+    return Group(*parts)
+
+
+def gemini_part(usage: FleetUsage | None, error: str | None) -> RenderableType:
+    if usage is None:
+        why = clip(error, 200) if error else "not read yet"
+        return _text(f"Gemini: unavailable - {why}", "red" if error else "dim")
+    window = usage.models[0].window_seconds if usage.models else 60.0
+    title = f"Gemini, whole fleet (last {window:g} s, {usage.workers} workers seen)"
+    if usage.fence_seconds > 0:
+        title += f" - fenced {usage.fence_seconds:.1f}s"
+    table = _table(
+        title,
+        ("model", "requests / limit", "input tokens / limit", "today / limit", "ceiling"),
+        left=("model",),
+    )
+    table.add_column("waiting", justify="right", no_wrap=True)
+    table.add_column("cooldown", justify="left", max_width=48)
+    table.add_column("429s", justify="right", no_wrap=True)
+    for m in usage.models:
+        table.add_row(
+            _text(m.model),
+            used_of(m.rpm, m.rpm_effective),
+            used_of(m.tpm, m.tpm_effective, compact),
+            used_of(m.rpd, m.rpd_limit),
+            f"{m.factor:.0%}",
+            str(m.waiting),
+            _text(_cooldown(m), "yellow" if m.cooldown_seconds > 0 else ""),
+            str(m.stats.get("quota_errors", 0)),
+        )
+    if not usage.models:
+        return Group(table, _text("no Gemini usage recorded yet", "dim"))
+    return table
+
+
+def capacity_part(state: ServerState | None, error: str | None) -> RenderableType:
+    if state is None:
+        if error:
+            return _text(f"Capacity: unavailable - {clip(error, 200)}", "red")
+        return _text("Capacity: not used", "dim")
+    available = state.available
+    table = _table(
+        f"Capacity of {state.server_id} (all programs)",
+        ("", "allocated / available", "host %"),
+        left=("",),
+    )
+    table.add_row(
+        "CPU (vCPU)",
+        used_of(state.allocated.cpu, None if available is None else available.cpu),
+        "-" if state.host_cpu_percent is None else f"{state.host_cpu_percent:.0f}%",
+    )
+    table.add_row(
+        "RAM (GB)",
+        used_of(state.allocated.ram, None if available is None else available.ram),
+        "-" if state.host_ram_percent is None else f"{state.host_ram_percent:.0f}%",
+    )
+    holders = ", ".join(f"{kind} {n}" for kind, n in sorted(state.by_kind.items())) or "none"
+    notes = f"holders: {holders}"
+    if state.pressure:
+        notes += "; admission paused (host pressure)"
+    return Group(table, _text(notes, "yellow" if state.pressure else "dim"))
+
+
+def throughput_part(stats: StatsSnapshot, now: float) -> RenderableType:
+    table = _table(
+        f"Since start ({duration(stats.uptime_seconds)})",
+        (
+            "type",
+            "completed",
+            "requeued",
+            "failed",
+            "lost",
+            "cache hits",
+            "Gemini calls",
+            "input tokens",
+            "per min (5m)",
+            "mean time",
+        ),
+        left=("type",),
+    )
+    for source in TYPES:
+        jobs = stats.jobs.get(source, {})
+        mean = stats.durations[source].mean_seconds if source in stats.durations else None
+        table.add_row(
+            source,
+            f"{jobs.get('completed', 0):,}",
+            f"{jobs.get('requeued', 0):,}",
+            f"{jobs.get('failed', 0):,}",
+            f"{jobs.get('lost', 0):,}",
+            f"{stats.cache_hits.get(source, 0):,}",
+            f"{stats.gemini_calls.get(source, 0):,}",
+            compact(stats.input_tokens.get(source, 0)),
+            f"{stats.per_minute.get(source, 0.0):.1f}",
+            "-" if mean is None else f"{mean:.1f}s",
+        )
+    parts: list[RenderableType] = [table]
+    for source, err in sorted(stats.last_error.items()):
+        ago = f", {duration(now - err.at)} ago" if now and err.at else ""
+        line = (
+            f"last {source} error ({err.outcome}, {err.env} {err.job_id}{ago}): "
+            f"{clip(err.message, MAX_ERROR_CHARS)}"
+        )
+        parts.append(_text(line, "red" if err.outcome == "failed" else "yellow"))
+    return Group(*parts)
+
+
+def _title(snap: PoolSnapshot) -> Text:
+    title = Text(f"ocr-pool {snap.pool_id} on {snap.server_id}", style="bold")
+    title.append(f" · up {duration(snap.uptime_seconds)} · {snap.pool_size} workers · ")
+    if snap.stopping:
+        title.append("STOPPING", style="bold yellow")
+    elif snap.ready:
+        title.append("ready", style="green")
+    else:
+        reason = one_line(snap.ready_reason) or "starting"
+        title.append(f"not ready: {clip(reason, 60)}", style="red")
+    return title
+
+
+def allocation_line(snap: PoolSnapshot) -> Text:
+    a = snap.allocation
+    line = Text("Allocation: ", style="bold")
+    line.append(f"index {a.index}, acte {a.acte} of {snap.pool_size}")
+    if a.reason:
+        line.append(f" - {clip(a.reason, 160)}")
+    return line
+
+
+def render_panel(snap: PoolSnapshot) -> RenderableType:
+    """The whole status panel."""
+    top = Table.grid(padding=(0, 6))
+    top.add_row(workers_table(snap), capacity_part(snap.capacity, snap.capacity_error))
+    sections: list[RenderableType] = [
+        allocation_line(snap),
+        top,
+        queue_table(snap),
+        gemini_part(snap.gemini, snap.gemini_error),
+        throughput_part(snap.stats, snap.taken_at),
+    ]
+    body: list[RenderableType] = []
+    for section in sections:
+        if body:
+            body.append(Text(""))
+        body.append(section)
+    return Panel(Group(*body), title=_title(snap), title_align="left", expand=False)
+
+
+# -- the log line ------------------------------------------------------------------------
+def _line_queue(snap: PoolSnapshot) -> str:
+    items = []
+    for env, by_type in snap.queue.items():
+        for source, c in by_type.items():
+            items.append(
+                f"{one_line(env)}/{one_line(source)} {c.claimable} waiting"
+                f" {c.delayed} delayed {c.in_progress} in progress"
+            )
+    for env in sorted(snap.queue_errors):
+        items.append(f"{one_line(env)} unreadable")
+    return "queue " + (", ".join(items) if items else "-")
+
+
+def _line_gemini(snap: PoolSnapshot) -> str:
+    if snap.gemini is None:
+        return "gemini unavailable" + (
+            f" ({clip(snap.gemini_error, 120)})" if snap.gemini_error else ""
+        )
+    items = []
+    for m in snap.gemini.models:
+        item = (
+            f"{one_line(m.model)} rpm {used_of(m.rpm, m.rpm_effective)}"
+            f" tpm {used_of(m.tpm, m.tpm_effective, compact)} rpd {used_of(m.rpd, m.rpd_limit)}"
+            f" ceiling {m.factor:.0%}"
+        )
+        if m.cooldown_seconds > 0:
+            item += f" cooldown {_cooldown(m)}"
+        items.append(item)
+    return "gemini " + (", ".join(items) if items else "no usage")
+
+
+def _line_capacity(snap: PoolSnapshot) -> str:
+    state = snap.capacity
+    if state is None:
+        if snap.capacity_error:
+            return f"capacity unavailable ({clip(snap.capacity_error, 120)})"
+        return "capacity not used"
+    available = state.available
+    cpu = used_of(state.allocated.cpu, None if available is None else available.cpu)
+    ram = used_of(state.allocated.ram, None if available is None else available.ram)
+    return f"capacity cpu {cpu} ram GB {ram}" + (" PRESSURE" if state.pressure else "")
+
+
+def render_line(snap: PoolSnapshot) -> str:
+    """The panel's key figures as one plain line (for logs, when not on a terminal)."""
+    if snap.stopping:
+        state = "stopping"
+    elif snap.ready:
+        state = "ready"
+    else:
+        state = f"not ready ({clip(snap.ready_reason or 'starting', 80)})"
+    alloc = f"allocation index {snap.allocation.index} acte {snap.allocation.acte}"
+    if snap.allocation.reason:
+        alloc += f" ({clip(snap.allocation.reason, 80)})"
+    workers = ", ".join(
+        f"{one_line(mode)} {w.busy} busy {w.idle} idle"
+        + (f" {w.stolen} on other type" if w.stolen else "")
+        for mode, w in snap.workers.items()
+    )
+    stats = snap.stats
+    done = ", ".join(
+        f"{source} {stats.jobs.get(source, {}).get('completed', 0)}"
+        f" ({stats.per_minute.get(source, 0.0):.1f}/min, errors {stats.errors(source)})"
+        for source in TYPES
+    )
+    parts = [
+        f"pool {one_line(snap.pool_id)} on {one_line(snap.server_id)}",
+        f"up {duration(snap.uptime_seconds)}",
+        state,
+        f"{snap.pool_size} workers",
+        alloc,
+        f"workers {workers or '-'}",
+        _line_queue(snap),
+        _line_gemini(snap),
+        _line_capacity(snap),
+        f"done {done}",
+    ]
+    return " | ".join(parts)
