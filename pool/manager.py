@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from capacity import run_maintenance
 from capacity.errors import redact
 from pool.allocation import Allocation, AllocationRules, TypeDemand, allocate
 from pool.fleet_state import FleetState
+from pool.health import serve_health
 from pool.runtime import Runtime
 from pool.service_times import ServiceTimes
 from pool.snapshot import Allocation as SnapshotAllocation
@@ -37,6 +39,9 @@ from workers.worker import JobReport, Outcome, Worker
 
 log = logging.getLogger("pool")
 INDEX, ACTE = DocumentSource.INDEX, DocumentSource.ACTE
+
+
+Policy = Callable[[AllocationRules, TypeDemand, TypeDemand, Allocation | None], Allocation]
 
 
 class StartupError(RuntimeError):
@@ -95,6 +100,7 @@ class PoolManager:
         until_empty: bool = False,
         pool_id: str | None = None,
         on_status: Callable[[PoolSnapshot], None] | None = None,
+        policy: Policy = allocate,
     ) -> None:
         settings = runtime.settings
         self.runtime = runtime
@@ -121,6 +127,8 @@ class PoolManager:
             runtime.redis, settings.ocr_redis_prefix, self.pool_id, ttl_seconds=3 * interval + 10
         )
         self.on_status = on_status
+        self.policy = policy
+        """How the pool is divided (benchmarks compare others with `allocate`)."""
         self.reports: list[JobReport] = []
         self.stats = PoolStats()
         self._report_hooks: list[Callable[[JobReport], None]] = []
@@ -132,6 +140,7 @@ class PoolManager:
         self.stopping = False
         self.started_at = time.time()
         self.first_claim_at: float | None = None
+        self.health_url: str | None = None
         self._stop = anyio.Event()
         self._workers_done = anyio.Event()
         self._crew: anyio.CancelScope | None = None
@@ -194,17 +203,41 @@ class PoolManager:
 
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> None:
-        await self.warm_up()
-        await self.rebalance()
-        self.ready = True
-        log.info(
-            "pool %s ready on %s: %d workers (%d index, %d acte)",
-            self.pool_id,
-            self.server_id,
-            len(self.workers),
-            self.allocation.index if self.allocation else 0,
-            self.allocation.acte if self.allocation else 0,
-        )
+        async with AsyncExitStack() as stack:
+            port = self.settings.ocr_metrics_port
+            if port is not None:
+                try:
+                    server = await stack.enter_async_context(
+                        serve_health(
+                            self.settings.ocr_metrics_host, port, self.snapshot, self.readiness
+                        )
+                    )
+                except OSError as exc:
+                    raise StartupError(
+                        f"OCR_METRICS_PORT: cannot listen on "
+                        f"{self.settings.ocr_metrics_host}:{port}: {exc.strerror or exc}"
+                    ) from None
+                self.health_url = server.url
+                log.info("health and metrics on %s (/healthz, /readyz, /metrics)", server.url)
+            await self.warm_up()
+            await self.rebalance()
+            self.ready = True
+            log.info(
+                "pool %s ready on %s: %d workers (%d index, %d acte)",
+                self.pool_id,
+                self.server_id,
+                len(self.workers),
+                self.allocation.index if self.allocation else 0,
+                self.allocation.acte if self.allocation else 0,
+            )
+            await self._run_services()
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.stopping:
+            return False, "stopping"
+        return (True, "") if self.ready else (False, "warming up")
+
+    async def _run_services(self) -> None:
         try:
             async with anyio.create_task_group() as services:
                 services.start_soon(self._every, self._rebalance_seconds, self.rebalance)
@@ -220,6 +253,7 @@ class PoolManager:
                 await self._run_workers()
                 services.cancel_scope.cancel()
         finally:
+            self.ready = False
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._flush_times()
                 await self.fleet.withdraw_allocation()
@@ -286,7 +320,7 @@ class PoolManager:
         self.service_seconds = await self.service_times.current()
         index = TypeDemand(demand.waiting(INDEX), self.service_seconds[INDEX.value])
         acte = TypeDemand(demand.waiting(ACTE), self.service_seconds[ACTE.value])
-        decided = allocate(self.rules, index, acte, self.allocation)
+        decided = self.policy(self.rules, index, acte, self.allocation)
         changed = self.allocation is None or (decided.index, decided.acte) != (
             self.allocation.index,
             self.allocation.acte,
