@@ -22,8 +22,11 @@ number of index workers, clamping the optimum gives the optimum under the minimu
 
 Hysteresis: when both types have work and `current` is valid for the rules (sums to the
 pool size, minimums held, no type with work at 0 workers where the pool allows one),
-`current` is kept while `|share_i - current.index| < 1/2 + hysteresis`. With the default
-1/2 a split is kept until the ideal share is a whole worker away from it. If one job more or
+`current` is kept while `|share_i - current.index| < 1/2 + hysteresis` (`share_i` clamped
+to the bounds; see `ideal_index_share`). With the default 1/2 a split is kept until the
+ideal share is a whole worker away from it. (With one worker, no minimums and both queues
+busy, the share is the proportional `W_i / W`; with the default hysteresis the worker then
+stays in its mode until its queue is empty.) If one job more or
 less moves `share_i` by less than one worker, demand oscillating by one job changes the split
 at most once (for any hysteresis `h > 0`: a move of less than `h` always suffices).
 
@@ -163,11 +166,17 @@ def ideal_index_share(rules: AllocationRules, index: TypeDemand, acte: TypeDeman
     w_i, w_a = Fraction(index.work), Fraction(acte.work)
     if w_i == 0 or w_a == 0:
         return float(allocate(rules, index, acte, None).index)
-    low, high = _bounds(rules, w_i, w_a)
-    share = _share(rules.pool_size, w_i, w_a)
+    return float(_clamped_share(rules, w_i, w_a))
+
+
+def _clamped_share(rules: AllocationRules, w_index: Fraction, w_acte: Fraction) -> Fraction:
+    """The share of `_share` within the bounds; with one worker for two busy queues (no
+    bounds can hold), the proportional share `W_i / W`."""
+    low, high = _bounds(rules, w_index, w_acte)
     if low > high:
-        return float(share)
-    return float(min(max(share, Fraction(low)), Fraction(high)))
+        return w_index / (w_index + w_acte)
+    share = _share(rules.pool_size, w_index, w_acte)
+    return min(max(share, Fraction(low)), Fraction(high))
 
 
 def allocate(
@@ -194,14 +203,12 @@ def allocate(
         return Allocation(rules.min_index, pool - rules.min_index, "index queue empty")
 
     low, high = _bounds(rules, w_i, w_a)
-    share = _share(pool, w_i, w_a)
+    share = _clamped_share(rules, w_i, w_a)
     work = f"work {float(w_i):.0f} s index vs {float(w_a):.0f} s acte"
     if low > high:
-        # One worker, no minimums, work on both sides: it goes where there is more work.
-        n = _round(share, w_i, w_a)
-        return Allocation(n, pool - n, f"{work}; one worker for two queues")
-
-    share = min(max(share, Fraction(low)), Fraction(high))
+        # One worker, no minimums, work on both sides: a type must wait whatever we do.
+        low, high = 0, 1
+        work = f"{work}; one worker for two queues"
     if (
         current is not None
         and valid_current
