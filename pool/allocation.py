@@ -26,9 +26,9 @@ pool size, minimums held, no type with work at 0 workers where the pool allows o
 to the bounds; see `ideal_index_share`). With the default 1/2 a split is kept until the
 ideal share is a whole worker away from it. (With one worker, no minimums and both queues
 busy, the share is the proportional `W_i / W`; with the default hysteresis the worker then
-stays in its mode until its queue is empty.) If one job more or
-less moves `share_i` by less than one worker, demand oscillating by one job changes the split
-at most once (for any hysteresis `h > 0`: a move of less than `h` always suffices).
+stays in its mode until its queue is empty.) If one job more or less moves `share_i` by
+less than one worker, demand oscillating by one job changes the split at most once (for
+any hysteresis `h > 0`: a move of less than `h` always suffices).
 
 All arithmetic is exact (fractions of the float inputs), so the split is monotonic and
 reproducible; floats appear only in `reason` and in the makespan estimates.
