@@ -113,16 +113,7 @@ async def run_demo(
 def summary_table(manager: PoolManager) -> Table:
     stats = manager.stats.snapshot()
     table = Table(title=f"demo summary: {stats.uptime_seconds:.1f} s", title_justify="left")
-    for column in (
-        "type",
-        "completed",
-        "failed",
-        "requeued",
-        "cache hits",
-        "Gemini calls",
-        "input tokens",
-        "mean s/job",
-    ):
+    for column in ("type", "done", "failed", "retried", "cached", "calls", "tokens", "s/job"):
         table.add_column(column, justify="left" if column == "type" else "right")
     for source in ("index", "acte"):
         jobs = stats.jobs.get(source, {})

@@ -14,11 +14,12 @@ from collections.abc import Callable
 import anyio
 from rich.console import Console
 
-from pool.manager import PoolManager
+from pool.manager import PoolManager, StartupError
 from pool.panel import render_line, render_panel
 from pool.runtime import open_runtime
-from pool.settings import Settings
+from pool.settings import Settings, SettingsError
 from pool.snapshot import PoolSnapshot
+from workers.store import StoreError
 
 log = logging.getLogger("pool")
 QUIET_LOGGERS = ("httpx", "httpcore", "google_genai", "google.genai", "aiohttp.access")
@@ -58,10 +59,19 @@ async def run_pool(
 ) -> PoolManager:
     async with open_runtime(settings) as runtime:
         manager = PoolManager(runtime, until_empty=until_empty, on_status=on_status)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, manager)
-            await manager.run()
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_signals, manager)
+                await manager.run()
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # A start-up failure is one line for the CLI, not a task-group traceback.
+            clear, _ = group.split((StartupError, StoreError, SettingsError))
+            while isinstance(clear, BaseExceptionGroup) and len(clear.exceptions) == 1:
+                clear = clear.exceptions[0]  # type: ignore[assignment]
+            if clear is not None and not isinstance(clear, BaseExceptionGroup):
+                raise clear from None
+            raise
         return manager
 
 
