@@ -20,9 +20,15 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import pymupdf
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    ResponseError,
+)
 
 from capacity import run_maintenance
 from capacity.errors import redact
@@ -31,6 +37,7 @@ from pool.fleet_state import FleetState
 from pool.health import serve_health
 from pool.runtime import Runtime
 from pool.service_times import ServiceTimes
+from pool.settings import redact_url
 from pool.snapshot import Allocation as SnapshotAllocation
 from pool.snapshot import PoolSnapshot, tally_workers
 from pool.stats import PoolStats
@@ -180,11 +187,25 @@ class PoolManager:
     async def warm_up(self) -> None:
         """Touch everything once before the first claim, so a wrong setting or an
         unreachable service fails here, in one line, and the first job is not slow."""
+        shown = redact_url(self.settings.redis_url.get_secret_value())
         try:
             with anyio.fail_after(15):
                 await self.runtime.redis.ping()
+        except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
+            if not isinstance(exc, ResponseError) or "NOAUTH" in str(exc):
+                if urlsplit(self.settings.redis_url.get_secret_value()).password is None:
+                    raise StartupError(
+                        f"Redis {shown} requires a password: put it in REDIS_URL "
+                        "(redis://:PASSWORD@host:port/db)"
+                    ) from None
+                raise StartupError(
+                    f"Redis {shown} refused the credentials in REDIS_URL: {redact(str(exc))}"
+                ) from None
+            raise StartupError(f"Redis {shown}: {redact(str(exc))}") from None
         except Exception as exc:
-            raise StartupError(f"Redis is not reachable: {type(exc).__name__}: {exc}") from None
+            raise StartupError(
+                f"Redis is not reachable at {shown}: {type(exc).__name__}: {redact(str(exc))}"
+            ) from None
         for target in self.runtime.targets:
             try:
                 await target.store.ping()
