@@ -221,6 +221,11 @@ class PoolManager:
             except Exception as exc:
                 raise StartupError(f"capacity ledger: {exc}") from None
         await anyio.to_thread.run_sync(_tiny_render)
+        if not self.settings.local_roots:
+            log.warning(
+                "OCR_LOCAL_ROOTS is unset: a local path in the queue is read wherever it "
+                "points; set it to the directories documents may come from"
+            )
 
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> None:
