@@ -9,6 +9,11 @@ a JSON array for set-returning functions, 204 No Content for functions
 returning void (as recent PostgREST does; older ones sent `null`), or the bare
 JSON value otherwise. Request bodies may be large (OCR results of many pages).
 Errors come back in PostgREST's shape: {"code", "message", "details", "hint"}.
+
+By default the calls run as the user of `database_url` (the owner, in tests).
+With `role`, every connection first becomes that role, as PostgREST does for the
+key's role: `role="service_role"` is the service key of a Supabase project,
+`role="anon"` its anon key (see tests/test_lockdown.py).
 """
 
 from __future__ import annotations
@@ -125,9 +130,17 @@ async def serve_postgrest(
     host: str = "127.0.0.1",
     port: int = 0,
     pool_size: int = 16,
+    role: str | None = None,
 ) -> AsyncIterator[tuple[str, PostgrestStandIn]]:
-    """Run the stand-in in the current event loop; yields (base URL, server)."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=pool_size)
+    """Run the stand-in in the current event loop; yields (base URL, server).
+    With `role`, calls run as that role (PostgREST's role for the API key)."""
+
+    async def become(conn: asyncpg.Connection) -> None:
+        # Session-wide: asyncpg's RESET ALL between uses does not reset the role.
+        await conn.fetchval(_Q["become"], role)
+
+    init = None if role is None else become
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=pool_size, init=init)
     stand_in = PostgrestStandIn(pool, service_key)
     runner = web.AppRunner(make_app(stand_in), access_log=None)
     await runner.setup()
@@ -141,8 +154,8 @@ async def serve_postgrest(
         await pool.close()
 
 
-async def _serve_forever(database_url: str, key: str, port: int) -> None:
-    async with serve_postgrest(database_url, key, port=port) as (url, _):
+async def _serve_forever(database_url: str, key: str, port: int, role: str | None) -> None:
+    async with serve_postgrest(database_url, key, port=port, role=role) as (url, _):
         print(url, flush=True)
         await asyncio.Event().wait()
 
@@ -152,8 +165,9 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--role", default=None, help="run calls as this role (e.g. service_role)")
     args = parser.parse_args()
-    asyncio.run(_serve_forever(args.database_url, args.key, args.port))
+    asyncio.run(_serve_forever(args.database_url, args.key, args.port, args.role))
 
 
 if __name__ == "__main__":

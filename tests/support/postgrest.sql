@@ -12,3 +12,8 @@ LEFT JOIN LATERAL unnest(p.proargnames[1:p.pronargs], p.proargtypes::oid[])
           WITH ORDINALITY AS a(name, type, ord) ON true
 WHERE n.nspname = $1 AND p.proname = $2
 GROUP BY p.oid, p.proretset, p.prorettype;
+
+-- Become the API key's role for the rest of the session (PostgREST does the same
+-- per request, with set_config('role', ..., true) inside its transaction).
+-- name: become
+SELECT set_config('role', $1, false);

@@ -67,13 +67,18 @@ SELECT relrowsecurity FROM pg_class WHERE oid = 'ocr_result_cache'::regclass;
 -- name: cache_get
 SELECT * FROM ocr_cache_get($1, $2);
 
--- A role with the grants Supabase gives `anon` on tables in `public` (only inside
--- a transaction that is rolled back: CREATE ROLE is transactional).
+-- A role with the grants Supabase gives `anon` by default on tables and functions
+-- in `public` (which 0006 takes back from anon: this probe re-grants them, to show
+-- RLS still holds underneath). Only inside a transaction that is rolled back:
+-- CREATE ROLE and GRANT are transactional.
 -- name: rls_probe_role
 CREATE ROLE ocr_test_rls_probe NOLOGIN;
 
 -- name: rls_probe_grant
 GRANT ALL ON ocr_result_cache TO ocr_test_rls_probe;
+GRANT EXECUTE ON FUNCTION ocr_cache_check_key(text, text), ocr_cache_get(text, text),
+                          ocr_cache_put(text, text, text, text)
+    TO ocr_test_rls_probe;
 
 -- name: rls_probe_become
 SET LOCAL ROLE ocr_test_rls_probe;

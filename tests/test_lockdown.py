@@ -1,0 +1,391 @@
+"""What the anon key can do: nothing (migrations/0006_lockdown.sql, issue 7).
+
+Each test builds what a Supabase project is before our migrations run: the roles
+`anon`, `authenticated` and `service_role` (created in the cluster if missing,
+never dropped), schema usage for them, and Supabase's default privileges (ALL on
+every new table, sequence and function in `public` to all three). Then it shows
+that after the migrations neither API role can read, write or execute anything
+of ours, that the service role (the Supabase adapter's key) and the owner (a
+direct connection) still run the pool, and that the lockdown survives re-runs
+and covers what later migrations add.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from migrations import discover, load_queries
+from migrations.runner import apply_migrations
+from tests.support.databases import ADMIN_URL, temporary_database_async
+from tests.support.postgrest import serve_postgrest
+from workers.store import AllocationRecord, DocumentSource, StoreError
+from workers.store.postgres import PostgresStore
+from workers.store.supabase import SupabaseStore
+
+pytestmark = pytest.mark.anyio
+L = load_queries(Path(__file__).parent / "support" / "lockdown.sql")
+KEY = "lockdown-test-key"
+API_ROLES = ("anon", "authenticated")
+SERVICE_ROLE = "service_role"
+TABLES = {
+    "extraction_queue",
+    "extraction_status",
+    "ocr_pool_migrations",
+    "ocr_result_cache",
+    "ocr_pool_allocations",
+}
+VIEWS = {"ocr_queue_stats", "ocr_recent_errors", "ocr_hourly_throughput", "ocr_allocation_recent"}
+FUNCTIONS = {
+    "ocr_check_source",
+    "ocr_check_lease",
+    "ocr_lock_lease",
+    "ocr_claim",
+    "ocr_heartbeat",
+    "ocr_complete",
+    "ocr_fail",
+    "ocr_release",
+    "ocr_recover_expired",
+    "ocr_requeue_failed",
+    "ocr_queue_composition",
+    "ocr_enqueue",
+    "ocr_queue_stats",
+    "ocr_cache_check_key",
+    "ocr_cache_get",
+    "ocr_cache_put",
+    "ocr_record_allocation",
+    "ocr_lockdown",
+}
+
+
+def new_sha() -> str:
+    return hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+
+
+async def _ensure_supabase_roles() -> None:
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(L["supabase_roles"])
+        assert await admin.fetchval(L["service_role_bypasses_rls"]), (
+            "role service_role exists in this cluster without BYPASSRLS; "
+            "Supabase's service role bypasses row level security"
+        )
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def supabase_database(upto: int | None = None) -> AsyncIterator[str]:
+    """A fresh database shaped like a Supabase project, migrated (up to `upto`)."""
+    await _ensure_supabase_roles()
+    async with temporary_database_async(migrate=False) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(L["supabase_default_privileges"])
+            todo = [m for m in discover() if upto is None or m.version <= upto]
+            await apply_migrations(conn, migrations=todo)
+        finally:
+            await conn.close()
+        yield url
+
+
+@asynccontextmanager
+async def connect_as(url: str, role: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A connection that is `role` for its whole session (the owner when None)."""
+    conn = await asyncpg.connect(url)
+    try:
+        if role is not None:
+            await conn.fetchval(L["become"], role)
+            assert await conn.fetchval(L["current_role"]) == role
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def catalog(url: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    async with connect_as(url) as conn:
+        return list(await conn.fetch(L["ocr_relations"])), list(
+            await conn.fetch(L["ocr_functions"])
+        )
+
+
+async def assert_locked(url: str) -> None:
+    """No privilege at all for PUBLIC and the API roles; the service role runs everything
+    but ocr_lockdown; views are security_invoker (Postgres 15+)."""
+    relations, functions = await catalog(url)
+    assert {r["name"] for r in relations if r["kind"] == "r"} == TABLES
+    assert {r["name"] for r in relations if r["kind"] == "v"} >= VIEWS
+    assert {f["name"] for f in functions} >= FUNCTIONS
+    async with connect_as(url) as conn:
+        invoker = await conn.fetchval(L["server_version_num"]) >= 150000
+        for role in ("public", *API_ROLES):
+            touchable = [
+                r["name"] for r in relations if await conn.fetchval(L["can_touch"], role, r["name"])
+            ]
+            assert touchable == [], role
+            runnable = [
+                f["signature"]
+                for f in functions
+                if await conn.fetchval(L["can_execute"], role, f["oid"])
+            ]
+            assert runnable == [], role
+        served = {
+            f["name"]
+            for f in functions
+            if await conn.fetchval(L["can_execute"], SERVICE_ROLE, f["oid"])
+        }
+        assert served == {f["name"] for f in functions} - {"ocr_lockdown"}
+        for r in relations:
+            if r["kind"] == "r":
+                assert r["rls"], r["name"]
+            if r["kind"] == "v":
+                assert await conn.fetchval(L["can_read"], SERVICE_ROLE, r["name"]), r["name"]
+                assert ("security_invoker=true" in r["options"]) is invoker, r["name"]
+
+
+async def test_supabase_defaults_expose_the_queue_until_0006() -> None:
+    """The set-up reproduces the hole: before 0006 the anon key claims jobs."""
+    async with supabase_database(upto=5) as url:
+        async with connect_as(url) as owner:
+            job_id = await owner.fetchval(L["seed"], "exposed")
+        async with connect_as(url, "anon") as anon:
+            claimed = await anon.fetch(L["claim"], "intruder")
+            assert [r["id"] for r in claimed] == [job_id]
+            assert len(await anon.fetch(L["cache_get"], new_sha())) == 0  # it may call it
+        async with connect_as(url) as owner:
+            await apply_migrations(owner)
+            await owner.fetchval(L["seed"], "locked")
+        async with connect_as(url, "anon") as anon:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await anon.fetch(L["claim"], "intruder")
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+async def test_api_roles_can_do_nothing(role: str) -> None:
+    async with supabase_database() as url:
+        sha = new_sha()
+        async with connect_as(url) as owner:
+            await owner.fetchval(L["seed"], "held")
+            (job,) = await owner.fetch(L["claim"], "w-owner")
+            await owner.fetchval(L["cache_put"], sha, "the owner's result")
+            await owner.fetchval(L["record_allocation"])
+        relations, functions = await catalog(url)
+        assert {r["name"] for r in relations} >= TABLES | VIEWS
+        assert {f["name"] for f in functions} >= FUNCTIONS
+
+        async with connect_as(url, role) as conn:
+            # Every table, sequence and view: read refused.
+            for relation in relations:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                    await conn.fetch(relation["read"])
+            # Every ocr_* function, whatever its signature: execute refused.
+            for function in functions:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                    await conn.fetch(function["null_call"])
+            # Real calls of the key ones, with real arguments.
+            planted = new_sha()
+            for query, args in [
+                (L["claim"], ("intruder",)),
+                (L["complete"], (job["id"], "w-owner", job["lease_token"], "planted")),
+                (L["cache_put"], (planted, "planted")),
+                (L["cache_get"], (sha,)),
+                (L["record_allocation"], ()),
+            ]:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                    await conn.fetch(query, *args)
+
+        async with connect_as(url) as owner:
+            row = await owner.fetchrow(L["job"], job["id"])
+            assert row is not None
+            assert (row["status_id"], row["ocr_worker_id"]) == (6, "w-owner")
+            assert row["ocr_lease_token"] == job["lease_token"]
+            assert row["file_content"] is None
+            assert await owner.fetchval(L["cache_rows"], planted) == 0
+
+        # Through the REST API with this role's key: the same refusal.
+        async with serve_postgrest(url, KEY, role=role) as (base_url, _):
+            store = await SupabaseStore.connect("supabase", base_url, KEY)
+            try:
+                with pytest.raises(StoreError, match="permission denied for function ocr_claim"):
+                    await store.claim("intruder", DocumentSource.INDEX, 60)
+                with pytest.raises(StoreError, match="permission denied"):
+                    await store.cached_result(sha, "lockdown:v1")
+                with pytest.raises(StoreError, match="permission denied"):
+                    await store.stats()
+            finally:
+                await store.close()
+
+
+async def test_service_role_and_owner_still_run_the_pool() -> None:
+    async with supabase_database() as url:
+        relations, _ = await catalog(url)
+        async with connect_as(url) as owner:
+            for n in range(2):
+                await owner.fetchval(L["seed"], f"service-{n}")
+
+        # SQL as the service role: claim, complete, cache, allocation, every view.
+        async with connect_as(url, SERVICE_ROLE) as service:
+            (job,) = await service.fetch(L["claim"], "w-service")
+            assert await service.fetchval(
+                L["complete"], job["id"], "w-service", job["lease_token"], "done"
+            )
+            sha = new_sha()
+            await service.fetchval(L["cache_put"], sha, "cached")
+            assert [r["file_content"] for r in await service.fetch(L["cache_get"], sha)] == [
+                "cached"
+            ]
+            await service.fetchval(L["record_allocation"])
+            for relation in relations:
+                if relation["kind"] == "v":
+                    await service.fetch(relation["read"])
+            stats = await service.fetch(L["stats_view"])
+            assert {r["document_source"] for r in stats} == {"index", "acte"}
+            assert next(r for r in stats if r["document_source"] == "index")["completed_today"] == 1
+            assert len(await service.fetch(L["allocation_view"])) == 1
+
+        # The Supabase adapter over REST with the service key.
+        async with serve_postgrest(url, KEY, role=SERVICE_ROLE, pool_size=2) as (base_url, _):
+            store = await SupabaseStore.connect("supabase", base_url, KEY)
+            try:
+                await store.ping()
+                claimed = await store.claim("w-rest", DocumentSource.INDEX, 60)
+                assert claimed is not None
+                assert await store.heartbeat(claimed, 60)
+                assert await store.complete(claimed, "rest result")
+                (queued,) = await store.enqueue(DocumentSource.ACTE, ["lockdown/a.pdf"], [0], 3)
+                assert queued.created
+                acte = await store.claim("w-rest", DocumentSource.ACTE, 60)
+                assert acte is not None
+                assert await store.fail(acte, "boom", retryable=False) == "failed"
+                assert await store.requeue_failed(DocumentSource.ACTE) == 1
+                assert await store.recover_expired() == []
+                assert (await store.composition())[DocumentSource.ACTE].claimable == 1
+                assert {s.document_source for s in await store.stats()} == {"index", "acte"}
+                sha = new_sha()
+                await store.store_result(sha, "lockdown:v1", "rest cached", None)
+                cached = await store.cached_result(sha, "lockdown:v1")
+                assert cached is not None
+                assert cached.file_content == "rest cached"
+                await store.record_allocation(AllocationRecord("p", "srv", 2, 1, 1))
+            finally:
+                await store.close()
+
+        # A direct connection as the owner.
+        direct = await PostgresStore.connect("direct", url)
+        try:
+            job2 = await direct.claim("w-direct", DocumentSource.ACTE, 60)
+            assert job2 is not None
+            assert await direct.complete(job2, "direct result")
+        finally:
+            await direct.close()
+
+
+async def test_catalog_rls_no_policies_pinned_search_paths() -> None:
+    async with supabase_database() as url:
+        await assert_locked(url)
+        relations, functions = await catalog(url)
+        tables = [r for r in relations if r["kind"] == "r"]
+        assert all(r["rls"] and r["policies"] == 0 for r in tables), tables
+        unpinned = [
+            f["signature"]
+            for f in functions
+            if not any(s.startswith("search_path=") for s in f["proconfig"] or [])
+        ]
+        assert unpinned == []
+
+
+async def test_rerunning_the_migrations_keeps_the_lockdown() -> None:
+    async with supabase_database() as url:
+        async with connect_as(url) as owner:
+            assert (await apply_migrations(owner)).applied == []
+            # The SQL-editor path: every file pasted again, in order.
+            for migration in discover():
+                await owner.execute(migration.sql)
+        await assert_locked(url)
+
+        # Re-running 0003 alone re-creates the views without security_invoker
+        # (as the migration header warns); ocr_lockdown() puts it back.
+        async with connect_as(url) as owner:
+            if await owner.fetchval(L["server_version_num"]) < 150000:
+                pytest.skip("security_invoker needs Postgres 15")
+            (views,) = [m for m in discover() if m.name == "dashboard_views"]
+            await owner.execute(views.sql)
+            options = {r["name"]: r["options"] for r in await owner.fetch(L["view_options"])}
+            assert options["ocr_queue_stats"] == []
+            await owner.fetch(L["lockdown"])
+        await assert_locked(url)
+
+
+async def test_a_later_migration_locks_its_function_with_ocr_lockdown() -> None:
+    async with supabase_database() as url:
+        async with connect_as(url) as owner:
+            await owner.execute(L["later_function"])
+            oid = await owner.fetchval(L["later_function_oid"])
+            # Supabase's default privileges hand it to the API roles at once...
+            assert await owner.fetchval(L["can_execute"], "anon", oid)
+            locked = await owner.fetch(L["lockdown"])
+            assert ("function", "ocr_test_later(p_n integer)") in [tuple(r) for r in locked]
+            # ...until ocr_lockdown() runs, as the migration's last statement.
+            assert not await owner.fetchval(L["can_execute"], "anon", oid)
+            assert not await owner.fetchval(L["can_execute"], "authenticated", oid)
+            assert await owner.fetchval(L["can_execute"], SERVICE_ROLE, oid)
+
+            # A function without a pinned search_path is refused.
+            tx = owner.transaction()
+            await tx.start()
+            try:
+                await owner.execute(L["unpinned_function"])
+                with pytest.raises(
+                    asyncpg.InvalidFunctionDefinitionError, match=r"ocr_test_unpinned\(\)"
+                ):
+                    await owner.fetch(L["lockdown"])
+            finally:
+                await tx.rollback()
+        await assert_locked(url)
+
+
+async def test_a_grant_it_cannot_revoke_fails_the_lockdown() -> None:
+    async with supabase_database() as url, connect_as(url) as owner:
+        tx = owner.transaction()
+        await tx.start()
+        try:
+            await owner.execute(L["leaky_grantor"])
+            with pytest.raises(
+                asyncpg.InsufficientPrivilegeError,
+                match=r"anon on ocr_queue_composition\(\)",
+            ):
+                await owner.fetch(L["lockdown"])
+        finally:
+            await tx.rollback()  # the role and its grants go with it
+
+
+async def test_runs_where_the_supabase_roles_do_not_exist() -> None:
+    """Plain Postgres: no API roles, no service role; only PUBLIC is revoked."""
+    async with temporary_database_async() as url:
+        absent = f"ocr_test_absent_{uuid.uuid4().hex[:8]}"
+        async with connect_as(url) as owner:
+            locked = await owner.fetch(L["lockdown_for"], [absent], [absent + "_service"])
+            assert {r["object_name"] for r in locked} >= TABLES | VIEWS
+        relations, functions = await catalog(url)
+        async with connect_as(url) as owner:
+            for r in relations:
+                assert not await owner.fetchval(L["can_touch"], "public", r["name"]), r["name"]
+            for f in functions:
+                assert not await owner.fetchval(L["can_execute"], "public", f["oid"]), f[
+                    "signature"
+                ]
+        # The owner (a direct connection) is untouched.
+        store = await PostgresStore.connect("plain", url)
+        try:
+            await store.enqueue(DocumentSource.INDEX, ["plain.pdf"], [0], 3)
+            job = await store.claim("w", DocumentSource.INDEX, 60)
+            assert job is not None
+            assert await store.complete(job, "ok")
+        finally:
+            await store.close()
