@@ -21,12 +21,13 @@
 -- `service_role` (the service key: PostgREST's role for the Supabase adapter,
 -- BYPASSRLS on Supabase) is granted what the pool uses: DML on the tables,
 -- USAGE/SELECT on their sequences, SELECT on the views, EXECUTE on every
--- `ocr_*` function except `ocr_lockdown` itself (revoked: the owner's tool). Workers on a direct connection
--- are the tables' owner, which RLS (not forced) and the revokes leave alone.
--- Each role is touched only if it exists, so the same file runs on plain
--- Postgres (where only PUBLIC is revoked). The lockdown then checks itself:
--- if anon, authenticated or PUBLIC can still use any of these objects (a
--- grant by another grantor, a role membership), it raises and nothing commits.
+-- `ocr_*` function except `ocr_lockdown` itself (revoked: the owner's tool).
+-- Workers on a direct connection are the tables' owner, which RLS (not forced)
+-- and the revokes leave alone. Each role is touched only if it exists, so the
+-- same file runs on plain Postgres (where only PUBLIC is revoked). The lockdown
+-- then checks itself: if anon, authenticated or PUBLIC can still use any of
+-- these objects (a grant by another grantor, an inherited role membership), it
+-- raises and nothing commits.
 --
 -- Shared tables. `extraction_queue` and `extraction_status` may already exist
 -- with policies that other programs (the registre extractor) rely on. Existing
@@ -190,7 +191,7 @@ BEGIN
     END LOOP;
 
     -- Check: nothing above may remain usable by PUBLIC or an API role, however
-    -- it got there (another grantor's grant, a role membership, a column grant).
+    -- it got there (another grantor's grant, an inherited membership, a column grant).
     SELECT string_agg(DISTINCT format('%s on %s', g.rolname, o.label), '; ')
     INTO v_leak
     FROM (SELECT 'public'::name AS rolname

@@ -318,6 +318,9 @@ async def test_rerunning_the_migrations_keeps_the_lockdown() -> None:
             await owner.execute(views.sql)
             options = {r["name"]: r["options"] for r in await owner.fetch(L["view_options"])}
             assert options["ocr_queue_stats"] == []
+            # (its privileges survive the replacement: still nothing for the API roles)
+            for role in API_ROLES:
+                assert not await owner.fetchval(L["can_touch"], role, "ocr_queue_stats")
             await owner.fetch(L["lockdown"])
         await assert_locked(url)
 
