@@ -70,4 +70,7 @@ def discover() -> list[Migration]:
 def combined_sql() -> str:
     """All migrations as one script, for the Supabase SQL editor."""
     parts = [f"-- ===== {m.label} =====\n{m.sql.strip()}\n" for m in discover()]
-    return "\n".join(parts)
+    # Functions take `SET search_path FROM CURRENT`: pin it as `ocr-pool migrate` does,
+    # whatever the editor's session has (it may include "$user").
+    header = "SET search_path = public, pg_temp;\n"
+    return header + "\n".join(parts)
