@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,8 @@ def test_gemini_shows_usage_limits_ceiling_and_cooldown(
     assert table.returncode == 0, table.stderr
     assert "gemini-2.5-pro" in table.stdout
     assert "2,400 / 50,000 (5%)" in table.stdout
-    assert "70%" in table.stdout  # the lowered ceiling
+    # The lowered ceiling: 70 %, recovering by 5 % a window (1 % per 12 s of a slow run).
+    assert re.search(r"\b7[01]%", table.stdout), table.stdout
 
 
 def test_gemini_with_nothing_recorded_says_so(env: dict[str, str], tmp_path: Path) -> None:
