@@ -3,12 +3,18 @@ stealing on), ours without stealing, a static 50/50 split and the count-proporti
 policy of the system being replaced (both without stealing).
 
     .venv/bin/python -m benchmarks.pool_makespan [--index 200] [--acte 600] [--workers 8]
-      [--index-pages 16] [--latency-ms 60] [--rebalance-ms 1000] [--policies ours,static]
+      [--index-pages 8] [--latency-ms 30] [--latency-per-1k-tokens-ms 170]
+      [--rebalance-ms 1000] [--policies ours,static] [--decisions]
 
 Each policy gets a fresh database and Redis prefix, the same PDFs, the result cache off,
 the same simulator (reset before each run, so its seeded latency draws start again). An
-index document is `--index-pages` pages read one at a time (one Gemini call each), an
-acte two calls (extract, boost): an index job is about 8x an acte job. The simulator
+index document is `--index-pages` pages read one at a time (one Gemini call of about
+1,800 input tokens each: the page image and the prompt), an acte two calls (extract,
+boost: about 1,440 input tokens together). The simulator's latency is mostly per token,
+so with the defaults an index job takes about 8x an acte job; the run prints the ratio
+it measured. The latency is scaled down so that all four runs take under ten minutes,
+but kept well above the pool's own CPU time per call (about 20-25 ms on a 2-core
+machine), which would otherwise set the pace instead of the allocation. The simulator
 runs in a process of its own. Before the measured runs, a small unmeasured run warms up
 the simulator's page recognition and this process's lazy imports.
 
@@ -280,6 +286,7 @@ async def run_policy(
                 url,
                 prefix,
                 sim_url,
+                backlog.corpus.parent,
                 ocr_worker_pool_size=args.workers,
                 ocr_work_stealing=spec.steal,
                 ocr_rebalance_interval_ms=args.rebalance_ms,
@@ -327,7 +334,7 @@ async def warm_up(directory: Path, sim_url: str, args: argparse.Namespace) -> No
         seed=args.seed,
     )
     # write_backlog draws pages at random; the corpus file itself has every page once.
-    warm = Backlog([pages.corpus], pages.acte, pages.corpus)
+    warm = Backlog([pages.corpus], pages.acte, pages.corpus)  # all under `directory`
     spec = PolicySpec("warm-up", "warm-up", allocate, True)
     ns = argparse.Namespace(**{**vars(args), "workers": 2})
     await run_policy(spec, warm, sim_url, ns)
@@ -455,6 +462,9 @@ def report(results: list[RunResult], args: argparse.Namespace) -> None:
             problems.append(f"queue ended as {r.status_counts}, expected {expected}")
         if len(r.jobs) != r.n_index + r.n_acte:
             problems.append(f"{len(r.jobs)} completions for {r.n_index + r.n_acte} jobs")
+        calls = r.n_index * args.index_pages + 2 * r.n_acte
+        if r.gemini_calls != calls:
+            problems.append(f"the simulator answered {r.gemini_calls} calls, expected {calls}")
         if r.unknown_pages:
             problems.append(f"{r.unknown_pages} page images the simulator did not recognise")
         if r.manager_first_claim is not None:

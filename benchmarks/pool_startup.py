@@ -16,7 +16,8 @@ child process with the settings in its environment. Measured:
   from the queue, are shown), and the peak (VmHWM) at the end;
 - SIGTERM → exit: the graceful stop, jobs in hand finishing.
 
-Also, for reference, the time a bare `python -c "import pool.cli"` takes. Medians over
+Also, for reference, the time a bare `python -c "import pool.cli, pool.start"` takes
+(the modules `ocr-pool start` loads before any work). Medians over
 the repetitions; figures, not pass/fail.
 """
 
@@ -61,6 +62,7 @@ FIRST_CLAIM = """
 SELECT extract(epoch FROM min(ocr_started_at))::float8 AS at
 FROM extraction_queue WHERE status_id IN (5, 6)
 """
+IMPORTS = "import pool.cli, pool.start"
 IN_PROGRESS = "SELECT count(*)::int FROM extraction_queue WHERE status_id = 6"
 
 
@@ -122,7 +124,7 @@ async def one_start(
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": os.environ.get("HOME", "/tmp"),
-            **environment(pool_values(url, prefix, sim_url)),
+            **environment(pool_values(url, prefix, sim_url, backlog.corpus.parent)),
             "OCR_WORKER_POOL_SIZE": str(args.workers),
             "OCR_RESULT_CACHE": "false",
         }
@@ -197,8 +199,9 @@ async def _observe(
 
 
 def import_seconds() -> float:
+    """A bare interpreter importing what `ocr-pool start` imports before any work."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import pool.cli"], check=True)
+    subprocess.run([sys.executable, "-c", IMPORTS], check=True)
     return time.perf_counter() - started
 
 
@@ -232,7 +235,7 @@ def report(samples: list[Sample], imports: list[float], args: argparse.Namespace
         f"{len(samples)} runs"
     )
     rows: list[tuple[str, list[float], str]] = [
-        ("python -c 'import pool.cli'", imports, "s"),
+        (f"python -c '{IMPORTS}' (reference)", imports, "s"),
         ("start → ready (log line)", [s.ready for s in samples if s.ready is not None], "s"),
         ("start → first claim (ocr_started_at)", [s.first_claim for s in samples], "s"),
         ("start → first claim seen by the poll", [s.detected for s in samples], "s"),

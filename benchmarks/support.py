@@ -158,10 +158,12 @@ async def simulator_calls(url: str) -> tuple[int, int]:
     return len(answered), unknown
 
 
-def pool_values(database_url: str, prefix: str, sim_url: str) -> dict[str, Any]:
-    """Settings of a benchmark pool (field name → value): the simulator's models, limits
-    far above what it asks, the machine's capacity not binding, fast idle polls."""
+def pool_values(database_url: str, prefix: str, sim_url: str, local_root: Path) -> dict[str, Any]:
+    """Settings of a benchmark pool (field name → value): documents read under
+    `local_root`, the simulator's models, limits far above what it asks, the machine's
+    capacity not binding, fast idle polls."""
     return {
+        "ocr_local_roots": str(local_root),
         "database_url": database_url,
         "redis_url": REDIS_URL,
         "ocr_redis_prefix": prefix,
@@ -182,9 +184,12 @@ def pool_values(database_url: str, prefix: str, sim_url: str) -> dict[str, Any]:
     }
 
 
-def bench_settings(database_url: str, prefix: str, sim_url: str, **extra: Any) -> Settings:
+def bench_settings(
+    database_url: str, prefix: str, sim_url: str, local_root: Path, **extra: Any
+) -> Settings:
     """`pool_values` with `extra` over them; no `.env` file is read."""
-    return load_settings(_env_file=None, **{**pool_values(database_url, prefix, sim_url), **extra})
+    values = pool_values(database_url, prefix, sim_url, local_root)
+    return load_settings(_env_file=None, **{**values, **extra})
 
 
 def environment(values: dict[str, Any]) -> dict[str, str]:
