@@ -175,7 +175,15 @@ class PoolManager:
     def add_report_hook(self, hook: Callable[[JobReport], None]) -> None:
         self._report_hooks.append(hook)
 
+    def _note_claim(self, *claimed_at: float) -> None:
+        """Keep the earliest claim seen (start-up latency is measured to it)."""
+        if claimed_at:
+            first = min(claimed_at)
+            if self.first_claim_at is None or first < self.first_claim_at:
+                self.first_claim_at = first
+
     def _on_report(self, report: JobReport) -> None:
+        self._note_claim(time.time() - report.seconds)
         self.reports.append(report)
         self.stats.record(report)
         if report.outcome is Outcome.COMPLETED and not report.cache_hit:
@@ -427,8 +435,7 @@ class PoolManager:
                 "stolen": worker.stealing,
                 "updated": round(now, 3),
             }
-        if self.first_claim_at is None and any(w.current is not None for w in self.workers):
-            self.first_claim_at = now
+        self._note_claim(*(w.since for w in self.workers if w.since is not None))
         await self.fleet.publish_assignments(rows)
         await self._flush_times()
 
