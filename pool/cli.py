@@ -16,6 +16,7 @@ from rich.table import Table
 
 from pool.capacity_cli import register as register_capacity
 from pool.console import die, err, out
+from pool.fleet_view import pools_or_error, pools_table
 from pool.gemini_cli import gemini_or_error, gemini_table
 from pool.gemini_cli import register as register_gemini
 from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
@@ -168,7 +169,7 @@ def requeue_failed(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Queue figures per environment and document type, and Gemini usage per model."""
+    """Queue figures per environment and type, running pools, Gemini usage per model."""
     from pool.queues import queue_stores
 
     settings = _settings()
@@ -180,14 +181,22 @@ def status(
 
     stats = _run(main)
     gemini = gemini_or_error(settings)
+    pools = anyio.run(pools_or_error, settings)
     if as_json:
         payload = {
             "queues": {env: [dataclasses.asdict(s) for s in rows] for env, rows in stats.items()},
             "gemini": {"error": gemini} if isinstance(gemini, str) else gemini.as_json(),
+            "pools": {"error": pools} if isinstance(pools, str) else pools["pools"],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     out.print(_stats_table(stats))
+    if isinstance(pools, str):
+        out.print(f"Pools: {pools}", markup=False, highlight=False)
+    elif pools["pools"]:
+        out.print(pools_table(pools))
+    else:
+        out.print("Pools: none running", highlight=False)
     if isinstance(gemini, str):
         out.print(f"Gemini limiter: {gemini}", markup=False, highlight=False)
     elif gemini.models:

@@ -193,10 +193,26 @@ async def test_health_and_metrics_of_a_running_pool(
                     status["ready"] = response.status
                 async with http.get(f"{manager.health_url}/metrics") as response:
                     metrics = await response.text()
+                env = pool_env(database, redis_prefix, sim.url, "status-reader")
+                fleet = await anyio.to_thread.run_sync(
+                    lambda: subprocess.run(
+                        [sys.executable, "-m", "pool.cli", "status", "--json"],
+                        cwd=ROOT,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                    )
+                )
                 manager.request_stop()
                 async with http.get(f"{manager.health_url}/readyz") as response:
                     status["stopping"] = response.status
     assert status == {"ready": 200, "stopping": 503}
+    # Any machine sees the running pool with `ocr-pool status --json`.
+    assert fleet.returncode == 0, fleet.stderr
+    pools = json.loads(fleet.stdout)["pools"]
+    assert pools[manager.pool_id]["index"] + pools[manager.pool_id]["acte"] == 2
+    assert len(pools[manager.pool_id]["workers"]) == 2
     assert 'ocr_pool_jobs_total{type="acte",outcome="completed"} 2' in metrics
     assert "ocr_pool_allocation_workers" in metrics
     assert "sim-key" not in metrics
