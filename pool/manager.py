@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def assign_modes(
         surplus = len(have[source]) - target[source]
         if surplus <= 0:
             continue
-        # Idle workers first, then the most recently named (stable, predictable).
+        # Idle workers first, then by name (stable, predictable).
         candidates = sorted(have[source], key=lambda w: (w.current is not None, w.name))
         changes += [(w, other) for w in candidates[:surplus]]
     return changes
@@ -136,7 +137,8 @@ class PoolManager:
         self.on_status = on_status
         self.policy = policy
         """How the pool is divided (benchmarks compare others with `allocate`)."""
-        self.reports: list[JobReport] = []
+        self.reports: deque[JobReport] = deque(maxlen=10_000)
+        """The latest job reports (bounded: a pool runs for months)."""
         self.stats = PoolStats()
         self._report_hooks: list[Callable[[JobReport], None]] = []
         self._times: list[tuple[str, float]] = []
@@ -222,12 +224,12 @@ class PoolManager:
         try:
             await self.runtime.limiter.publish()
         except Exception as exc:
-            raise StartupError(f"Redis refused the limiter's scripts: {exc}") from None
+            raise StartupError(f"Redis refused the limiter's scripts: {redact(str(exc))}") from None
         if self.runtime.capacity is not None:
             try:
                 await self.runtime.capacity.publish()
             except Exception as exc:
-                raise StartupError(f"capacity ledger: {exc}") from None
+                raise StartupError(f"capacity ledger: {redact(str(exc))}") from None
         await anyio.to_thread.run_sync(_tiny_render)
         if not self.settings.local_roots:
             log.warning(
