@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from pool.scripts import script_text
 
 log = logging.getLogger("pool")
 
 ALLOCATION_KEY = "worker_pool:allocation"
 ASSIGNMENTS_KEY = "worker_pool:assignments"
 ASSIGNMENT_DEADLINES_KEY = "worker_pool:assignments:expires"
-
-
-@cache
-def _lua(name: str) -> str:
-    return (files("pool") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
 class FleetState:
@@ -33,8 +28,8 @@ class FleetState:
         self.allocation_key = f"{prefix}{ALLOCATION_KEY}"
         self.assignments_key = f"{prefix}{ASSIGNMENTS_KEY}"
         self.deadlines_key = f"{prefix}{ASSIGNMENT_DEADLINES_KEY}"
-        self._allocation = redis.register_script(_lua("allocation"))
-        self._assignments = redis.register_script(_lua("assignments"))
+        self._allocation = redis.register_script(script_text("allocation"))
+        self._assignments = redis.register_script(script_text("assignments"))
         self._failing = False
 
     async def publish_allocation(self, entry: dict[str, Any]) -> None:

@@ -18,41 +18,25 @@ outage is logged once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Mapping
-from functools import cache
-from importlib.resources import files
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from capacity.errors import redact
+from pool.scripts import script_text
 
 log = logging.getLogger("pool.service_times")
 
 KEY = "worker_pool:service_seconds"
-SCRIPT_NAMES = ("ewma",)
 
 MIN_SECONDS = 0.05
 """A job shorter than this is measured as this (clock noise, cache hits)."""
 MAX_SECONDS = 6 * 3600.0
 """A job longer than this is measured as this (a stuck job must not poison the mean)."""
 TTL_MS = 7 * 86_400_000
-
-
-@cache
-def script_text(name: str) -> str:
-    """The text of one of the pool's Lua scripts (`pool/lua/<name>.lua`)."""
-    if name not in SCRIPT_NAMES:
-        raise ValueError(f"no pool script named {name!r}")
-    return (files("pool") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
-
-
-def script_sha(name: str) -> str:
-    """The SHA1 other programs pass to EVALSHA (after SCRIPT LOAD of the same file)."""
-    return hashlib.sha1(script_text(name).encode()).hexdigest()
 
 
 def _parse(value: object) -> float | None:

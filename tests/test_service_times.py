@@ -11,14 +11,8 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from pool.service_times import (
-    KEY,
-    MAX_SECONDS,
-    MIN_SECONDS,
-    ServiceTimes,
-    script_sha,
-    script_text,
-)
+from pool.scripts import script_sha, script_text
+from pool.service_times import KEY, MAX_SECONDS, MIN_SECONDS, ServiceTimes
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
