@@ -27,6 +27,7 @@ from gemini_simulator.config import ConfigError
 from gemini_simulator.corpus import CorpusError
 from gemini_simulator.errors import (
     ApiError,
+    invalid_api_key,
     invalid_argument,
     missing_api_key,
     not_found,
@@ -123,9 +124,16 @@ def api_key_of(request: web.Request) -> str:
     return key.strip()
 
 
+INVALID_KEY_PREFIX = "invalid"
+"""A key starting with this is refused as Gemini refuses an unknown key (tests of a bad key)."""
+
+
 def require_key(request: web.Request) -> None:
-    if not api_key_of(request):
+    key = api_key_of(request)
+    if not key:
         raise missing_api_key()
+    if key.startswith(INVALID_KEY_PREFIX):
+        raise invalid_api_key()
 
 
 async def read_body(request: web.Request) -> bytes:

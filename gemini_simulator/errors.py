@@ -43,6 +43,23 @@ def missing_api_key() -> ApiError:
     )
 
 
+def invalid_api_key() -> ApiError:
+    """What Gemini answers to a key it does not know (400, not 401)."""
+    return ApiError(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ],
+    )
+
+
 def missing_file(file_id: str) -> ApiError:
     # What Gemini says for a file that does not exist (or is someone else's).
     return permission_denied(

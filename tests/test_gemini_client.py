@@ -15,7 +15,7 @@ from gemini_simulator import SimulatorConfig, run_simulator
 from gemini_simulator.server import Simulator
 from pool.samples import index_lines, write_pdf
 from ratelimit import GeminiLimiter, LimiterConfig, Quota
-from workers.errors import GeminiBlocked, GeminiJobError
+from workers.errors import GeminiBlocked, GeminiJobError, ServiceUnavailable
 from workers.gemini import (
     GeminiClient,
     GeminiRejected,
@@ -186,3 +186,23 @@ async def test_rejected_request_is_permanent(redis_prefix: str) -> None:
         with pytest.raises(GeminiRejected, match="too large"):
             await client.generate(text_request("mot " * 200))
         assert sim.records() == []
+
+
+async def test_a_refused_key_is_refunded_and_raised_as_service_unavailable(
+    redis_prefix: str,
+) -> None:
+    async with run_simulator(SimulatorConfig(port=0, latency_ms=1)) as sim:
+        redis = Redis.from_url("redis://127.0.0.1:6379/0")
+        limiter = GeminiLimiter(redis, LimiterConfig(Quota(100, 100_000)), prefix=redis_prefix)
+        client = GeminiClient(limiter, api_key="invalid-key", base_url=sim.url, retry=FAST_RETRY)
+        try:
+            with pytest.raises(ServiceUnavailable, match="refused the API key: HTTP 400"):
+                await client.generate(text_request())
+            usage = await limiter.publish()
+        finally:
+            await client.aclose()
+            await redis.aclose()
+        calls = [r for r in sim.records() if r.endpoint == "generateContent"]
+    assert len(calls) == 1  # not retried: a key does not fix itself
+    assert limiter._metrics(MODEL).refunds == 1
+    assert usage.rpm == 0  # the refused call was taken off the window

@@ -216,3 +216,29 @@ async def test_health_and_metrics_of_a_running_pool(
     assert 'ocr_pool_jobs_total{type="acte",outcome="completed"} 2' in metrics
     assert "ocr_pool_allocation_workers" in metrics
     assert "sim-key" not in metrics
+
+
+async def test_a_wrong_gemini_key_fails_no_document(
+    database: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    paths = actes(tmp_path / "docs", 4)
+    async with run_simulator(SimulatorConfig(port=0, corpus=(tmp_path,))) as sim:
+        settings = pool_settings(database, redis_prefix, sim.url, gemini_api_key="invalid-key-123")
+        async with open_runtime(settings) as runtime:
+            await runtime.targets[0].store.enqueue(ACTE, [str(p) for p in paths], [0] * 4, 3)
+            manager = PoolManager(runtime)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(manager.run)
+                await anyio.sleep(4)  # every worker meets the refusal, pauses, tries again
+                manager.request_stop()
+    rows = await rows_of(database)
+    assert len(rows) == 4
+    assert all(r["status_id"] == Status.READY_FOR_OCR for r in rows), rows
+    assert all((r["ocr_attempts"] or 0) == 0 for r in rows), rows  # no attempt burnt
+    released = [r for r in manager.reports if r.outcome == "released"]
+    assert released
+    assert all("refused the API key" in (r.error or "") for r in released)
+
+
+async def rows_of(url: str) -> list[asyncpg.Record]:
+    return await rows(url, "all_rows")

@@ -38,8 +38,8 @@ from workers.pipelines.schema import IndexPage
         (503, Failure.TRANSIENT),
         (504, Failure.TRANSIENT),
         (408, Failure.TRANSIENT),
-        (401, Failure.TRANSIENT),
-        (403, Failure.TRANSIENT),
+        (401, Failure.AUTH),
+        (403, Failure.REJECTED),
         (400, Failure.REJECTED),
         (404, Failure.REJECTED),
         (413, Failure.REJECTED),
@@ -47,6 +47,31 @@ from workers.pipelines.schema import IndexPage
 )
 def test_status_classification(code: int, failure: Failure) -> None:
     assert classify_status(code) is failure
+
+
+KEY_INVALID = {
+    "error": {
+        "code": 400,
+        "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+        ],
+    }
+}
+
+
+def test_a_refused_key_is_never_the_documents_fault() -> None:
+    assert classify_status(400, KEY_INVALID) is Failure.AUTH
+    assert classify_status(400, KEY_INVALID["error"]) is Failure.AUTH  # SDK's details
+    unregistered = {"error": {"code": 403, "message": "Method doesn't allow unregistered callers"}}
+    assert classify_status(403, unregistered) is Failure.AUTH
+    disabled = {"error": {"details": [{"reason": "SERVICE_DISABLED"}]}}
+    assert classify_status(403, disabled) is Failure.AUTH
+    no_file = {"error": {"code": 403, "message": "You do not have permission to access the File"}}
+    assert classify_status(403, no_file) is Failure.REJECTED
+    bad_request = {"error": {"code": 400, "message": "Request contains an invalid argument."}}
+    assert classify_status(400, bad_request) is Failure.REJECTED
 
 
 @given(st.integers(1, 60), st.integers(0, 2**32))

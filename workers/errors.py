@@ -46,3 +46,12 @@ class GeminiJobError(RetryableJobError):
 
 class GeminiBlocked(PermanentJobError):
     """Gemini refused the content (safety or policy block): asking again gives the same."""
+
+
+class ServiceUnavailable(Exception):
+    """Not the document's fault and not one job's to fix: the service itself refuses us
+    (e.g. Gemini refuses the API key). The job is given back untouched (no attempt
+    counted) and the worker pauses, so a wrong key never fails the queue."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))

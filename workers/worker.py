@@ -18,7 +18,7 @@ import anyio
 
 from capacity import CapacityError, CapacityLedger, CapacityRefused, Lease
 from workers.documents import FetchConfig, StorageTarget, fetch_document
-from workers.errors import JobError
+from workers.errors import JobError, ServiceUnavailable
 from workers.job_policy import JobRetryPolicy
 from workers.pdf import inspect_pdf
 from workers.pipelines import acte, index
@@ -115,6 +115,7 @@ class Worker:
         self._stopping = False
         self._idle_scope: anyio.CancelScope | None = None
         self._claim_errors = 0
+        self._unavailable_streak = 0
 
     # -- control ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -251,12 +252,15 @@ class Worker:
         started = time.monotonic()
         attempt = _Attempt()
         error: JobError | None = None
+        unavailable: ServiceUnavailable | None = None
         lost = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_lease, job, target.store, lost, tg.cancel_scope)
                 try:
                     attempt = await self._attempt(job, target)
+                except ServiceUnavailable as exc:
+                    unavailable = exc
                 except JobError as exc:
                     error = exc
                 except Exception as exc:
@@ -276,6 +280,9 @@ class Worker:
         self.current = self.since = None
         if lost.is_set():
             return self._report(job, Outcome.LOST, started, attempt)
+        if unavailable is not None:
+            return await self._give_back(job, target, unavailable, started)
+        self._unavailable_streak = 0
         if error is not None:
             return await self._fail(job, target, error, started)
         assert attempt.result is not None
@@ -332,6 +339,27 @@ class Worker:
         if hit is None:
             return None
         return PipelineResult(hit.file_content, hit.boosted_file_content)
+
+    async def _give_back(
+        self, job: ClaimedJob, target: QueueTarget, problem: ServiceUnavailable, started: float
+    ) -> JobReport:
+        """The service refused us, not the document: the job goes back untouched (no
+        attempt counted) and this worker pauses, longer each time it happens again."""
+        await self._settle("release", lambda: target.store.release(job), job, target.store, False)
+        self._unavailable_streak += 1
+        pause = min(60.0, 5.0 * 2 ** min(self._unavailable_streak - 1, 4))
+        if self._unavailable_streak == 1 or self._unavailable_streak % 10 == 0:
+            log.error(
+                "%s: %s; %s %s given back untouched, pausing %.0f s",
+                self.name,
+                problem,
+                job.source,
+                job.id,
+                pause,
+            )
+        report = self._report(job, Outcome.RELEASED, started, _Attempt(), str(problem))
+        await self._pause(pause)
+        return report
 
     async def _fail(
         self, job: ClaimedJob, target: QueueTarget, error: JobError, started: float

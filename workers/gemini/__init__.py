@@ -1,6 +1,12 @@
 """The Gemini client (google-genai through the shared limiter) and its request shapes."""
 
-from workers.gemini.client import Answer, ClientStats, GeminiClient, GeminiRejected
+from workers.gemini.client import (
+    Answer,
+    ClientStats,
+    GeminiClient,
+    GeminiKeyRefused,
+    GeminiRejected,
+)
 from workers.gemini.request import GeminiRequest, Image, Part, Pdf, Text, estimate_tokens
 from workers.gemini.retry import Failure, RetryPolicy, classify_status
 
@@ -9,6 +15,7 @@ __all__ = [
     "ClientStats",
     "Failure",
     "GeminiClient",
+    "GeminiKeyRefused",
     "GeminiRejected",
     "GeminiRequest",
     "Image",

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from ratelimit import GeminiLimiter, RequestTooLarge, Reservation, parse_quota_error
 from ratelimit.estimate import GEMINI_2, TokenRates
-from workers.errors import GeminiBlocked, GeminiJobError, PermanentJobError
+from workers.errors import GeminiBlocked, GeminiJobError, PermanentJobError, ServiceUnavailable
 from workers.gemini.request import GeminiRequest, Pdf, estimate_tokens, to_sdk_config, to_sdk_parts
 from workers.gemini.retry import Failure, RetryPolicy, classify_status
 
@@ -52,6 +52,10 @@ CLEANUP_ERRORS: tuple[type[BaseException], ...] = (genai_errors.APIError, *NETWO
 
 class GeminiRejected(PermanentJobError):
     """Gemini answered 4xx (not 429) to this document's request: resending cannot help."""
+
+
+class GeminiKeyRefused(ServiceUnavailable):
+    """GEMINI_API_KEY is wrong, or the API is disabled for it: no document is at fault."""
 
 
 class _BadAnswer(Exception):
@@ -145,7 +149,12 @@ class GeminiClient:
             try:
                 response = await self._send(request)
             except genai_errors.APIError as exc:
-                failure = classify_status(exc.code)
+                failure = classify_status(exc.code, exc.details)
+                if failure is Failure.AUTH:
+                    await self.limiter.refund(reservation, worker=worker)
+                    raise GeminiKeyRefused(
+                        f"Gemini refused the API key: {_describe_api_error(exc)}"
+                    ) from None
                 if failure is Failure.QUOTA:
                     quota_errors += 1
                     self.stats.quota_errors += 1
@@ -284,7 +293,12 @@ class GeminiClient:
                 result: types.File = await call()
                 return result
             except genai_errors.APIError as exc:
-                if classify_status(exc.code) is Failure.REJECTED:
+                failure = classify_status(exc.code, exc.details)
+                if failure is Failure.AUTH:
+                    raise GeminiKeyRefused(
+                        f"Gemini refused the API key: {_describe_api_error(exc)}"
+                    ) from None
+                if failure is Failure.REJECTED:
                     raise GeminiRejected(
                         f"Gemini rejected {what}: {_describe_api_error(exc)}"
                     ) from None

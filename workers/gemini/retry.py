@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Failure(StrEnum):
@@ -22,21 +23,38 @@ class Failure(StrEnum):
     """Safety or policy block: asking again gives the same answer."""
     REJECTED = "rejected"
     """4xx other than 429: the request itself is wrong for this document."""
+    AUTH = "auth"
+    """The API key is refused: no document is at fault; nothing should be failed."""
 
 
 TRANSIENT_STATUS = frozenset({408, 409, 500, 502, 503, 504})
-AUTH_STATUS = frozenset({401, 403})
+KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "SERVICE_DISABLED"})
 
 
-def classify_status(code: int) -> Failure:
-    """What an HTTP error status from Gemini means for the caller."""
+def classify_status(code: int, body: Any = None) -> Failure:
+    """What an HTTP error from Gemini means for the caller. `body` is the error JSON:
+    Gemini answers an unknown key with 400 (reason API_KEY_INVALID), not 401, and a
+    disabled API or unregistered caller with 403; those are the deployment's problem,
+    never a document's."""
     if code == 429:
         return Failure.QUOTA
-    if code in TRANSIENT_STATUS or code >= 500 or code in AUTH_STATUS:
-        # A refused key is a deployment problem, not the document's: never a permanent
-        # failure of the row (the job goes back to the queue once attempts run out).
+    if code == 401 or key_refused(body):
+        return Failure.AUTH
+    if code in TRANSIENT_STATUS or code >= 500:
         return Failure.TRANSIENT
     return Failure.REJECTED
+
+
+def key_refused(body: Any) -> bool:
+    """Whether a Gemini error body says the API key (not the request) was refused."""
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return False
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("reason") in KEY_REASONS:
+            return True
+    message = str(error.get("message") or "")
+    return "API key not valid" in message or "unregistered callers" in message
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from workers.errors import JobError
+from workers.errors import JobError, ServiceUnavailable
 from workers.gemini import GeminiClient
 from workers.pdf import PdfLimits
 
@@ -32,12 +32,13 @@ class PipelineContext:
 
 @contextmanager
 def first_job_error() -> Iterator[None]:
-    """Unwrap a task group's failure: the first `JobError` of the group, raised alone
-    (siblings were cancelled because of it), so callers see the document's problem."""
+    """Unwrap a task group's failure: the first `JobError` (or `ServiceUnavailable`) of
+    the group, raised alone (siblings were cancelled because of it), so callers see the
+    document's problem."""
     try:
         yield
     except BaseExceptionGroup as group:
-        matched, _ = group.split(JobError)
+        matched, _ = group.split((ServiceUnavailable, JobError))
         if matched is not None:
             first: BaseException = matched
             while isinstance(first, BaseExceptionGroup):
