@@ -17,6 +17,7 @@ import aiohttp
 import anyio
 
 from capacity import CapacityError, CapacityLedger, CapacityRefused, Lease
+from capacity.errors import redact
 from workers.documents import FetchConfig, StorageTarget, fetch_document
 from workers.errors import JobError, ServiceUnavailable
 from workers.job_policy import JobRetryPolicy
@@ -265,7 +266,7 @@ class Worker:
                     error = exc
                 except Exception as exc:
                     log.exception("%s: unexpected error on %s %s", self.name, job.source, job.id)
-                    error = JobError(f"internal error: {type(exc).__name__}: {exc}")
+                    error = JobError(f"internal error: {type(exc).__name__}: {redact(str(exc))}")
                 finally:
                     tg.cancel_scope.cancel()
         except BaseException:
