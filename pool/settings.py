@@ -185,7 +185,10 @@ class Settings(BaseSettings):
     """Directories local `supabase_path`s must lie under (os.pathsep or comma separated;
     empty: any local path is read)."""
     ocr_storage_bucket_index: str = Field("index", min_length=1)
-    ocr_storage_bucket_acte: str = Field("acte", min_length=1)
+    """Supabase Storage bucket of a bare `supabase_path` key (no `<bucket>/` in front) of
+    an index row; `<bucket>/<key>` paths name their own bucket."""
+    ocr_storage_bucket_acte: str = Field("actes", min_length=1)
+    """The same for an acte row (`actes`, the registre extractor's bucket)."""
     ocr_download_timeout_seconds: float = Field(300.0, gt=0)
     ocr_retry_base_seconds: float = Field(30.0, ge=0)
     """A failed job waits this long before its 2nd attempt, 4x longer before each next."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import socket
 import stat
 import time
@@ -22,16 +23,24 @@ from aiohttp import web
 
 from workers.documents import (
     MB,
+    NO_STORAGE_HINT,
     FetchConfig,
     FetchedDocument,
     Local,
     Storage,
+    StorageKeyRefused,
     StorageTarget,
     Url,
     fetch_document,
     resolve_location,
 )
-from workers.errors import DocumentError, DocumentMissing, JobError, RetryableJobError
+from workers.errors import (
+    DocumentError,
+    DocumentMissing,
+    JobError,
+    RetryableJobError,
+    ServiceUnavailable,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -53,10 +62,29 @@ PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
         ("  /data/a.pdf \n", True, Local(Path("/data/a.pdf"))),
         ("https://example.org/a.pdf?sig=x", True, Url("https://example.org/a.pdf?sig=x")),
         ("HTTP://example.org/a.pdf", False, Url("HTTP://example.org/a.pdf")),
-        ("2024/abc.pdf", True, Storage("2024/abc.pdf", ("2024", "abc.pdf"))),
-        ("2024/a%20b.pdf", True, Storage("2024/a%20b.pdf", ("2024", "a b.pdf"))),
-        ("index/2024:x.pdf", True, Storage("index/2024:x.pdf", ("index", "2024:x.pdf"))),
+        # <bucket>/<key>, as the registre extractor writes it: the first segment is the
+        # bucket, the rest the key (split once, before any percent-decoding).
+        (
+            "index/1234-Laval-1.pdf",
+            True,
+            Storage("index", "1234-Laval-1.pdf", ("1234-Laval-1.pdf",)),
+        ),
+        ("actes/2024/abc.pdf", True, Storage("actes", "2024/abc.pdf", ("2024", "abc.pdf"))),
+        ("plans-cadastraux/p.pdf", True, Storage("plans-cadastraux", "p.pdf", ("p.pdf",))),
+        ("2024/abc.pdf", True, Storage("2024", "abc.pdf", ("abc.pdf",))),
+        ("my bucket/a.pdf", True, Storage("my bucket", "a.pdf", ("a.pdf",))),
+        ("index/a%20b.pdf", True, Storage("index", "a%20b.pdf", ("a b.pdf",))),
+        ("index/2024:x.pdf", True, Storage("index", "2024:x.pdf", ("2024:x.pdf",))),
+        ("actes//x.pdf", True, Storage("actes", "/x.pdf", ("x.pdf",))),  # as storage3 strips
+        # A bare key: the bucket comes from the row's document_source (None here).
+        ("abc.pdf", True, Storage(None, "abc.pdf", ("abc.pdf",))),
+        ("a%20b.pdf", True, Storage(None, "a%20b.pdf", ("a b.pdf",))),
+        # A leading / is a local absolute path, even one that looks like a bucket.
+        ("/actes/abc.pdf", True, Local(Path("/actes/abc.pdf"))),
+        # Without Storage configured, relative paths stay local.
         ("2024/abc.pdf", False, Local(Path("2024/abc.pdf"))),
+        ("actes/abc.pdf", False, Local(Path("actes/abc.pdf"))),
+        ("abc.pdf", False, Local(Path("abc.pdf"))),
         ("../abc.pdf", False, Local(Path("../abc.pdf"))),
     ],
 )
@@ -78,12 +106,21 @@ def test_resolve_location(location: str, storage: bool, expected: object) -> Non
         ("2024/../../secret.pdf", True, "'.' or '..' segments"),
         ("2024/%2E%2E/secret.pdf", True, "'.' or '..' segments"),
         ("./a.pdf", True, "'.' or '..' segments"),
+        ("../a.pdf", True, "'.' or '..' segments"),
+        ("index/..", True, "'.' or '..' segments"),
         ("2024/%FF.pdf", True, "not UTF-8"),
+        ("%FF.pdf", True, "not UTF-8"),
+        ("actes/", True, "location 'actes/' names the bucket 'actes' but no object in it"),
+        ("actes///", True, "location 'actes///' names the bucket 'actes' but no object in it"),
+        ("actes/%2F", True, "location 'actes/%2F' names no object"),
+        ("%2E%2E/a.pdf", True, "does not start with a valid storage bucket name ('%2E%2E')"),
+        ("a\\b/a.pdf", True, "does not start with a valid storage bucket name"),
+        (f"{'b' * 101}/a.pdf", True, "does not start with a valid storage bucket name"),
         ("a\x00b.pdf", False, "NUL byte"),
     ],
 )
 def test_resolve_location_refuses(location: str, storage: bool, message: str) -> None:
-    with pytest.raises(DocumentError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(DocumentError, match=re.escape(message)):
         resolve_location(location, storage)
 
 
@@ -96,6 +133,8 @@ def test_config_is_checked_and_frozen() -> None:
     config = FetchConfig(buckets=buckets)
     buckets["acte"] = "changed later"
     assert dict(config.buckets) == {"index": "idx"}
+    # The extractor's buckets by default.
+    assert dict(FetchConfig().buckets) == {"index": "index", "acte": "actes"}
     assert KEY not in repr(StorageTarget("http://x", KEY))
 
 
@@ -194,8 +233,24 @@ async def test_local_relative_path_without_storage(
     monkeypatch.chdir(docs)
     config = _config(tmp_path, local_roots=(docs,))
     assert (await _fetch_ok("sub/acte é 1.pdf", config))[0] == PDF
+    # A relative path that is not there, or outside the roots, most likely was meant
+    # for Storage: the message says this environment has none configured.
     message = await _fetch_fails("../outside.pdf", config, DocumentError)
-    assert message.endswith("is outside OCR_LOCAL_ROOTS")
+    assert message == (
+        f"document ../outside.pdf (→ {tmp_path / 'outside.pdf'}) is outside OCR_LOCAL_ROOTS "
+        f"({NO_STORAGE_HINT})"
+    )
+    message = await _fetch_fails("actes/1234-Laval-1.pdf", config, DocumentMissing)
+    assert message == (
+        f"document actes/1234-Laval-1.pdf (→ {docs / 'actes' / '1234-Laval-1.pdf'}) not found "
+        f"({NO_STORAGE_HINT})"
+    )
+    assert "{ENV}_SUPABASE_URL and {ENV}_SUPABASE_SERVICE_KEY" in message
+    # An absolute path gets no such hint: it never was a Storage key.
+    missing = docs / "later.pdf"
+    assert await _fetch_fails(str(missing), config, DocumentMissing) == (
+        f"document {missing} not found"
+    )
 
 
 async def test_local_roots_are_enforced(docs: Path, tmp_path: Path) -> None:
@@ -506,11 +561,15 @@ async def test_cancelled_download_leaves_no_file(http_server: Served, tmp_path: 
 
 # --- Supabase Storage (a fake of its REST endpoint) --------------------------------
 
-# What the fake serves: bytes are files; the other values are behaviours.
+# What the fake serves: bytes are files; the other values are behaviours. (The
+# Storage stand-in of tests/support/storage_server.py serves the end-to-end tests; this
+# fake adds failures Storage rarely shows: endless bodies, 5xx, odd statuses.)
 OBJECTS: dict[tuple[str, str], bytes | str] = {
     ("index", "2024/abc.pdf"): PDF,
+    ("index", "abc.pdf"): PDF + b"bare index",
     ("index", "2024/dossier é/n° 12 #1?.pdf"): PDF + b"accents",
-    ("acte", "2024/abc.pdf"): PDF + b"acte",
+    ("actes", "2024/abc.pdf"): PDF + b"acte",
+    ("actes", "abc.pdf"): PDF + b"bare acte",
     ("index", "2024/empty.pdf"): b"",
     ("index", "2024/endless.pdf"): "endless",
     ("index", "2024/real-404.pdf"): "404",
@@ -563,18 +622,40 @@ async def storage_server() -> AsyncIterator[Served]:
 async def test_storage_download(storage_server: Served, tmp_path: Path) -> None:
     config = _config(tmp_path)
     storage = StorageTarget(storage_server.base, KEY)
-    data, _ = await _fetch_ok("2024/abc.pdf", config, storage=storage)
-    assert data == PDF
-    data, _ = await _fetch_ok("2024/abc.pdf", config, storage=storage, source="acte")
+    # <bucket>/<key>: the bucket is the first segment, whatever the source.
+    assert (await _fetch_ok("index/2024/abc.pdf", config, storage=storage))[0] == PDF
+    data, _ = await _fetch_ok("actes/2024/abc.pdf", config, storage=storage, source="acte")
     assert data == PDF + b"acte"
-    # The bucket comes from the source; a trailing slash on the URL changes nothing.
+    data, _ = await _fetch_ok("actes/2024/abc.pdf", config, storage=storage, source="index")
+    assert data == PDF + b"acte"
+    # A bare key: the bucket configured for the source (index → index, acte → actes).
+    data, _ = await _fetch_ok("abc.pdf", config, storage=storage, source="index")
+    assert data == PDF + b"bare index"
+    data, _ = await _fetch_ok("abc.pdf", config, storage=storage, source="acte")
+    assert data == PDF + b"bare acte"
+    # A trailing slash on the URL changes nothing.
     storage_slash = StorageTarget(storage_server.base + "/", KEY)
-    await _fetch_ok("2024/abc.pdf", config, storage=storage_slash)
+    await _fetch_ok("index/2024/abc.pdf", config, storage=storage_slash)
     assert [path for path, _ in storage_server.requests] == [
         "/storage/v1/object/index/2024/abc.pdf",
-        "/storage/v1/object/acte/2024/abc.pdf",
+        "/storage/v1/object/actes/2024/abc.pdf",
+        "/storage/v1/object/actes/2024/abc.pdf",
+        "/storage/v1/object/index/abc.pdf",
+        "/storage/v1/object/actes/abc.pdf",
         "/storage/v1/object/index/2024/abc.pdf",
     ]
+    for _, headers in storage_server.requests:
+        assert headers["apikey"] == KEY
+        assert headers["Authorization"] == f"Bearer {KEY}"
+
+
+async def test_storage_bucket_names_are_settable(storage_server: Served, tmp_path: Path) -> None:
+    config = _config(tmp_path, buckets={"index": "actes", "acte": "index"})
+    storage = StorageTarget(storage_server.base, KEY)
+    data, _ = await _fetch_ok("abc.pdf", config, storage=storage, source="index")
+    assert data == PDF + b"bare acte"
+    # An explicit bucket is not remapped.
+    assert (await _fetch_ok("index/abc.pdf", config, storage=storage))[0] == PDF + b"bare index"
 
 
 async def test_storage_key_quoting_matches_storage3(storage_server: Served, tmp_path: Path) -> None:
@@ -584,7 +665,7 @@ async def test_storage_key_quoting_matches_storage3(storage_server: Served, tmp_
 
     key = "2024/dossier é/n° 12 #1?.pdf"
     storage = StorageTarget(storage_server.base, KEY)
-    data, _ = await _fetch_ok(key, _config(tmp_path), storage=storage)
+    data, _ = await _fetch_ok(f"index/{key}", _config(tmp_path), storage=storage)
     assert data == PDF + b"accents"
     storage3_url = URL(storage_server.base + "/storage/v1/").joinpath(
         "object", "index", *relative_path_to_parts(key)
@@ -592,7 +673,7 @@ async def test_storage_key_quoting_matches_storage3(storage_server: Served, tmp_
     assert storage_server.requests[-1][0] == storage3_url.raw_path
     # An already percent-encoded key is decoded first, as storage3 does.
     await _fetch_ok(
-        "2024/dossier%20%C3%A9/n%C2%B0%2012%20%231%3F.pdf", _config(tmp_path), storage=storage
+        "index/2024/dossier%20%C3%A9/n%C2%B0%2012%20%231%3F.pdf", _config(tmp_path), storage=storage
     )
     assert storage_server.requests[-1][0] == storage3_url.raw_path
 
@@ -619,39 +700,55 @@ async def test_storage_errors(
     storage_server: Served, tmp_path: Path, key: str, kind: type[JobError], words: str
 ) -> None:
     storage = StorageTarget(storage_server.base, KEY)
-    message = await _fetch_fails(key, _config(tmp_path), kind, storage=storage)
+    message = await _fetch_fails(f"index/{key}", _config(tmp_path), kind, storage=storage)
     assert message == f"document storage:index/{key} {words}"
 
 
 async def test_storage_missing_bucket_and_bad_key(storage_server: Served, tmp_path: Path) -> None:
+    storage = StorageTarget(storage_server.base, KEY)
     config = _config(tmp_path, buckets={"index": "no-such-bucket"})
-    message = await _fetch_fails(
-        "2024/abc.pdf", config, DocumentMissing, storage=StorageTarget(storage_server.base, KEY)
-    )
+    message = await _fetch_fails("abc.pdf", config, DocumentMissing, storage=storage)
     assert message == (
-        "document storage:no-such-bucket/2024/abc.pdf not found "
+        "document storage:no-such-bucket/abc.pdf not found "
+        "(HTTP 400: Bucket not found - Bucket not found)"
+    )
+    # What the old reading did: the extractor's `actes/…` looked up in bucket `acte`.
+    message = await _fetch_fails("acte/2024/abc.pdf", config, DocumentMissing, storage=storage)
+    assert message == (
+        "document storage:acte/2024/abc.pdf not found "
         "(HTTP 400: Bucket not found - Bucket not found)"
     )
     message = await _fetch_fails(
-        "2024/abc.pdf",
-        _config(tmp_path),
-        RetryableJobError,
-        storage=StorageTarget(storage_server.base, "wrong-key"),
+        "abc.pdf", _config(tmp_path), RetryableJobError, storage=storage, source="plan_cadastraux"
     )
     assert message == (
-        "storage refused the service key for document storage:index/2024/abc.pdf "
-        "(HTTP 400: Unauthorized - invalid signature)"
+        "no storage bucket configured for document source 'plan_cadastraux' (document abc.pdf)"
     )
-    message = await _fetch_fails(
-        "2024/abc.pdf",
-        _config(tmp_path),
-        RetryableJobError,
-        storage=StorageTarget(storage_server.base, KEY),
-        source="plan_cadastraux",
+
+
+async def test_storage_refusing_the_key_blames_no_document(
+    storage_server: Served, tmp_path: Path
+) -> None:
+    """A refused key is the configuration's problem: `StorageKeyRefused`, a
+    `ServiceUnavailable` (the worker gives the job back, no attempt counted), never a
+    `JobError` that would cost the row an attempt."""
+    config = _config(tmp_path)
+    wrong = StorageTarget(storage_server.base, "wrong-key")
+
+    async def fetch() -> None:
+        async with fetch_document("index/2024/abc.pdf", "index", config, storage=wrong):
+            pytest.fail("the body must not run")
+
+    with pytest.raises(StorageKeyRefused) as refused:
+        await fetch()
+    assert isinstance(refused.value, ServiceUnavailable)
+    assert not isinstance(refused.value, JobError)
+    assert str(refused.value) == (
+        "Supabase Storage refused the service key (HTTP 400: Unauthorized - invalid signature) "
+        "for document storage:index/2024/abc.pdf"
     )
-    assert message == (
-        "no storage bucket configured for document source 'plan_cadastraux' (document 2024/abc.pdf)"
-    )
+    assert "wrong-key" not in str(refused.value)
+    assert _spool_is_empty(config)
 
 
 async def test_storage_endless_body_stops_at_the_cap(
@@ -660,7 +757,9 @@ async def test_storage_endless_body_stops_at_the_cap(
     config = _config(tmp_path, max_bytes=2 * MB)
     storage = StorageTarget(storage_server.base, KEY)
     with anyio.fail_after(5):
-        message = await _fetch_fails("2024/endless.pdf", config, DocumentError, storage=storage)
+        message = await _fetch_fails(
+            "index/2024/endless.pdf", config, DocumentError, storage=storage
+        )
     assert message.startswith(
         "document storage:index/2024/endless.pdf is larger than the 2 MB cap (stopped after "
     )

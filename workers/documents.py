@@ -1,13 +1,25 @@
 """Fetching a queue row's document to a private temporary file.
 
-`supabase_path` says where the PDF is; `resolve_location` (pure) reads it:
+`supabase_path` says where the PDF is; `resolve_location` (pure) reads it, following
+the registre extractor that fills the queue:
 
-- `file:///…` or an absolute path: a **local** file;
+- `file:///…` or an absolute path (`/…`): a **local** file;
 - `http://…`, `https://…`: a **URL**, downloaded;
-- any other relative path (`2024/abc.pdf`): a **Supabase Storage** key when a
-  `StorageTarget` is configured (bucket from `FetchConfig.buckets[source]`), otherwise
-  a local path relative to the current directory;
+- `<bucket>/<key>` (any other relative path with a `/`; the extractor writes
+  `index/…`, `actes/…`, `plans-cadastraux/…`): the object `<key>` of the Supabase
+  Storage bucket its first segment names, whatever the row's `document_source`;
+- a bare `<key>` (no `/`; older rows): the object `<key>` of the bucket configured for
+  the row's `document_source` (`FetchConfig.buckets`, from `OCR_STORAGE_BUCKET_INDEX` /
+  `OCR_STORAGE_BUCKET_ACTE`: `index` / `actes` by default, as the extractor names them);
 - any other `scheme://`: refused.
+
+Both Storage forms need a `StorageTarget` (the environment's `{ENV}_SUPABASE_URL` and
+`{ENV}_SUPABASE_SERVICE_KEY`). Without one, a relative path is a local path relative
+to the current directory (as before buckets were read); when such a file is missing
+or outside `OCR_LOCAL_ROOTS`, the message says the environment has no Storage
+configured. `<bucket>/` with no key, a bucket name Storage would not accept (its
+characters: letters, digits, `_!.*'() &$=@;:+,?-`, at most 100) and `.`/`..`
+segments anywhere are refused for good.
 
 `fetch_document` copies or streams it to a temporary file created 0600 in
 `FetchConfig.temp_dir` (default: the system's), computing size and SHA-256 on the way
@@ -23,25 +35,31 @@ Storage: we stream the very endpoint `storage3` (the Supabase client) calls for
 `storage.from_(bucket).download(key)` — `GET {url}/storage/v1/object/{bucket}/{key}`,
 the key percent-decoded, split on `/`, refused if it has `.` or `..` segments and
 re-quoted segment by segment by `yarl`, exactly as storage3's `relative_path_to_parts`
-and `URL.joinpath` do — with the same `apikey` / `Authorization: Bearer` headers. We
-do not call `download()` itself: it returns `bytes`, so it buffers the whole file in
-memory and cannot stop at a size cap. (Storage also serves the same objects under
-`/object/authenticated/{bucket}/{key}`; we keep to the client's path.) A `http(s)`
-location on the configured Supabase host gets the same headers and error reading; no
-other URL ever sees the key. Storage requests do not follow redirects.
+and `URL.joinpath` do — with the same `apikey` / `Authorization: Bearer` headers (the
+service key). The bucket segment is taken as written (the extractor splits the raw
+`supabase_path` on its first `/`), only checked. We do not call `download()` itself:
+it returns `bytes`, so it buffers the whole file in memory and cannot stop at a size
+cap. (Storage also serves the same objects under `/object/authenticated/{bucket}/{key}`;
+we keep to the client's path.) A `http(s)` location on the configured Supabase host
+gets the same headers and error reading; no other URL ever sees the key. Storage
+requests do not follow redirects.
 
-Errors (from `workers.errors`), one line naming the location (URLs without userinfo,
-query or fragment; never the key):
+Errors, one line naming the location (URLs without userinfo, query or fragment;
+never the key):
 
 - `DocumentMissing` (retryable): the local file does not exist; HTTP 404; Supabase's
   `400 {"statusCode": "404", ...}` (its way of saying "not found", also for a missing
   bucket);
 - `RetryableJobError`: network errors, timeouts, 5xx, 408/425/429, a local file that
-  cannot be read (permissions, I/O error), Storage refusing the key (401/403: a
-  configuration problem, not the document's);
+  cannot be read (permissions, I/O error), no bucket configured for a bare key's
+  `document_source`;
+- `StorageKeyRefused` (a `ServiceUnavailable`, not a `JobError`): Storage or its
+  gateway refusing the service key (401, or 403 in a 400): a configuration problem,
+  not the document's. The worker gives the job back untouched (no attempt counted)
+  and pauses, so a wrong key fails no row;
 - `DocumentError` (permanent): outside `OCR_LOCAL_ROOTS`, a directory or other
-  non-regular file, an unsupported or malformed location, other 4xx, larger than the
-  cap, empty (0 bytes).
+  non-regular file, an unsupported or malformed location (including the Storage
+  forms' refusals above), other 4xx, larger than the cap, empty (0 bytes).
 """
 
 from __future__ import annotations
@@ -64,12 +82,28 @@ import aiohttp
 import anyio.to_thread
 from yarl import URL
 
-from workers.errors import DocumentError, DocumentMissing, JobError, RetryableJobError
+from workers.errors import (
+    DocumentError,
+    DocumentMissing,
+    JobError,
+    RetryableJobError,
+    ServiceUnavailable,
+)
 
 MB = 1024 * 1024
 _NETWORK_CHUNK = 64 * 1024
 _ERROR_BODY_LIMIT = 4096
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: The characters Supabase Storage accepts in a bucket name, 1 to 100 of them.
+_BUCKET_NAME_RE = re.compile(r"^[A-Za-z0-9_!.*'() &$=@;:+,?-]{1,100}$")
+NO_STORAGE_HINT = (
+    "read as a local path: this environment has no Supabase Storage configured; set "
+    "{ENV}_SUPABASE_URL and {ENV}_SUPABASE_SERVICE_KEY to read it from Storage"
+)
+
+
+class StorageKeyRefused(ServiceUnavailable):
+    """Supabase Storage (or its gateway) refused the service key: no document is at fault."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +111,9 @@ class FetchConfig:
     max_bytes: int = 200 * MB
     #: Local documents must resolve under one of these; empty: any local path.
     local_roots: tuple[Path, ...] = ()
-    #: Storage bucket per `document_source`.
+    #: Storage bucket per `document_source`, for a bare key (no `<bucket>/` in front).
     buckets: Mapping[str, str] = field(
-        default_factory=lambda: MappingProxyType({"index": "index", "acte": "acte"})
+        default_factory=lambda: MappingProxyType({"index": "index", "acte": "actes"})
     )
     #: Whole-request limit for a download (connect, headers and body).
     timeout_seconds: float = 120.0
@@ -134,7 +168,10 @@ class Url:
 
 @dataclass(frozen=True)
 class Storage:
-    #: The key as written in the queue (shown in messages).
+    #: The bucket the location names (`<bucket>/<key>`); None for a bare key, whose
+    #: bucket is the one configured for the row's `document_source`.
+    bucket: str | None
+    #: The key as written in the queue, without the bucket (shown in messages).
     key: str
     #: Its segments, percent-decoded, as storage3 sends them.
     parts: tuple[str, ...]
@@ -156,6 +193,9 @@ class FetchedDocument:
 def resolve_location(location: str, storage_available: bool) -> Location:
     """Where `location` (a `supabase_path` value) points. Pure: touches nothing.
 
+    With `storage_available`, a relative path is a Storage object: `<bucket>/<key>`
+    (split on the first `/`) or a bare key (`Storage.bucket` None: the caller picks the
+    bucket of the row's `document_source`). Without it, a relative path is local.
     `DocumentError` for a location that cannot be fetched whatever happens.
     """
     text = location.strip()
@@ -184,7 +224,7 @@ def resolve_location(location: str, storage_available: bool) -> Location:
         return Local(Path(text))
     if not storage_available:
         return Local(Path(text))
-    return Storage(text, _storage_parts(text))
+    return _storage_location(text)
 
 
 @contextlib.asynccontextmanager
@@ -210,7 +250,9 @@ async def fetch_document(
         try:
             if isinstance(target, Local):
                 label = str(target.path)
-                await anyio.to_thread.run_sync(_copy_local, target.path, sink, config)
+                # Only a relative path without Storage is local and not absolute.
+                hint = "" if target.path.is_absolute() else NO_STORAGE_HINT
+                await anyio.to_thread.run_sync(_copy_local, target.path, sink, config, hint)
             else:
                 label = await _download(target, source, config, storage, session, sink)
         finally:
@@ -248,18 +290,37 @@ def _file_uri_path(text: str) -> Path:
     return Path(path)
 
 
-def _storage_parts(key: str) -> tuple[str, ...]:
-    """storage3's `relative_path_to_parts`, with our error type."""
+def _storage_location(text: str) -> Storage:
+    """`<bucket>/<key>` or a bare `<key>`, split as the extractor splits it."""
+    bucket, slash, key = text.partition("/")
+    if not slash:
+        return Storage(None, text, _storage_parts(text, text))
+    if bucket in (".", ".."):
+        raise DocumentError(f"document location {text!r} has '.' or '..' segments")
+    if not _BUCKET_NAME_RE.match(bucket):
+        raise DocumentError(
+            f"document location {text!r} does not start with a valid storage bucket name "
+            f"({bucket!r})"
+        )
+    if not key.strip("/"):
+        raise DocumentError(
+            f"document location {text!r} names the bucket {bucket!r} but no object in it"
+        )
+    return Storage(bucket, key, _storage_parts(key, text))
+
+
+def _storage_parts(key: str, location: str) -> tuple[str, ...]:
+    """storage3's `relative_path_to_parts`, with our error type (naming `location`)."""
     try:
         parts = urllib.parse.unquote(key, errors="strict").lstrip("/").split("/")
     except UnicodeDecodeError:
         raise DocumentError(
-            f"document storage key {key!r} has percent-escapes that are not UTF-8"
+            f"document location {location!r} has percent-escapes that are not UTF-8"
         ) from None
     if "." in parts or ".." in parts:
-        raise DocumentError(f"document storage key {key!r} has '.' or '..' segments")
+        raise DocumentError(f"document location {location!r} has '.' or '..' segments")
     if not any(parts):
-        raise DocumentError(f"document storage key {key!r} names no object")
+        raise DocumentError(f"document location {location!r} names no object")
     return tuple(parts)
 
 
@@ -325,8 +386,9 @@ class _Sink:
 # --- local files -----------------------------------------------------------------
 
 
-def _copy_local(given: Path, sink: _Sink, config: FetchConfig) -> None:
-    """Blocking: runs in a worker thread."""
+def _copy_local(given: Path, sink: _Sink, config: FetchConfig, hint: str = "") -> None:
+    """Blocking: runs in a worker thread. `hint` is added to "outside" and "not found"."""
+    why = f" ({hint})" if hint else ""
     try:
         path = given.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (3.11)
@@ -335,13 +397,13 @@ def _copy_local(given: Path, sink: _Sink, config: FetchConfig) -> None:
     if config.local_roots and not any(
         path.is_relative_to(root.resolve()) for root in config.local_roots
     ):
-        raise DocumentError(f"document {label} is outside OCR_LOCAL_ROOTS")
+        raise DocumentError(f"document {label} is outside OCR_LOCAL_ROOTS{why}")
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise DocumentMissing(f"document {label} not found") from None
+        raise DocumentMissing(f"document {label} not found{why}") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # a symlink swapped in since resolve()
             raise DocumentError(f"document {label} changed into a symlink while opened") from None
@@ -386,7 +448,7 @@ async def _download(
     """Stream `target` into `sink`; returns the label naming it."""
     if isinstance(target, Storage):
         assert storage is not None  # resolve_location gives Storage only with a target
-        bucket = config.buckets.get(source)
+        bucket = target.bucket if target.bucket is not None else config.buckets.get(source)
         if bucket is None:
             raise RetryableJobError(
                 f"no storage bucket configured for document source {source!r} "
@@ -417,7 +479,7 @@ async def _download(
                 response.close()
                 raise _too_large(label, config, f"Content-Length: {length} bytes")
             await _stream(response, sink, config, label)
-    except JobError:
+    except (JobError, StorageKeyRefused):
         raise
     except aiohttp.TooManyRedirects:
         raise DocumentError(f"document {label} redirects too many times") from None
@@ -479,7 +541,9 @@ async def _error_body(response: aiohttp.ClientResponse) -> _ErrorBody:
     )
 
 
-def _status_error(status: int, body: _ErrorBody, label: str, is_storage: bool) -> JobError:
+def _status_error(
+    status: int, body: _ErrorBody, label: str, is_storage: bool
+) -> JobError | StorageKeyRefused:
     effective = status
     if is_storage and status == 400 and body.status_code.isdigit():
         effective = int(body.status_code)  # Supabase wraps 404/403 in a 400
@@ -489,7 +553,9 @@ def _status_error(status: int, body: _ErrorBody, label: str, is_storage: bool) -
     if effective == 404 or (is_storage and body.error.lower() == "not_found"):
         return DocumentMissing(f"document {label} not found ({said})")
     if is_storage and effective in (401, 403):
-        return RetryableJobError(f"storage refused the service key for document {label} ({said})")
+        return StorageKeyRefused(
+            f"Supabase Storage refused the service key ({said}) for document {label}"
+        )
     if effective in (408, 425, 429) or effective >= 500:
         return RetryableJobError(f"document {label} download failed ({said})")
     if 300 <= effective < 400:
