@@ -163,6 +163,7 @@ async def open_runtime(settings: Settings, *, capacity: bool = True) -> AsyncIte
                     acte_boost=settings.gemini_model_acte_boost,
                 ),
                 pdf_limits=pdf_limits(settings),
+                output=settings.output_room(),
                 page_concurrency=settings.ocr_index_page_concurrency,
                 inline_max_bytes=round(settings.gemini_inline_max_mb * MB),
             ),

@@ -19,13 +19,20 @@ import anyio
 from capacity import CapacityError, CapacityLedger, CapacityRefused, Lease
 from capacity.errors import redact
 from workers.documents import FetchConfig, StorageTarget, fetch_document
-from workers.errors import JobError, ServiceUnavailable
+from workers.errors import JobError, PermanentJobError, ServiceUnavailable
 from workers.job_policy import JobRetryPolicy
 from workers.pdf import inspect_pdf
 from workers.pipelines import acte, index
 from workers.pipelines.context import PipelineContext
 from workers.pipelines.result import PipelineResult
-from workers.store import ClaimedJob, DocumentSource, FailOutcome, QueueStore, StoreError
+from workers.store import (
+    ClaimedJob,
+    DocumentSource,
+    FailOutcome,
+    QueueStore,
+    ResultRefused,
+    StoreError,
+)
 
 log = logging.getLogger("workers")
 T = TypeVar("T")
@@ -74,6 +81,8 @@ class JobReport:
     seconds: float
     gemini_calls: int = 0
     input_tokens: int = 0
+    output_tokens: int = 0
+    cut_answers: int = 0
     cache_hit: bool = False
     error: str | None = None
 
@@ -288,13 +297,18 @@ class Worker:
             return await self._fail(job, target, error, started)
         assert attempt.result is not None
         result = attempt.result
-        written = await self._settle(
-            "complete",
-            lambda: target.store.complete(job, result.file_content, result.boosted_file_content),
-            job,
-            target.store,
-            False,
-        )
+        try:
+            written = await self._settle(
+                "complete",
+                lambda: target.store.complete(
+                    job, result.file_content, result.boosted_file_content, result.file_content_json
+                ),
+                job,
+                target.store,
+                False,
+            )
+        except ResultRefused as refused:
+            return await self._fail(job, target, PermanentJobError(str(refused)), started)
         outcome = Outcome.COMPLETED if written else Outcome.LOST
         return self._report(job, outcome, started, attempt)
 
@@ -318,14 +332,16 @@ class Worker:
                     document.path, info, ctx, worker=self.name, label=document.label
                 )
             else:
-                result = await acte.run_acte(
-                    document.path, info, document.size, ctx, worker=self.name
-                )
+                result = await acte.run_acte(document.path, info, ctx, worker=self.name)
         result = result.without_nul()
         if self.config.use_cache:
             try:
                 await target.store.store_result(
-                    document.sha256, key, result.file_content, result.boosted_file_content
+                    document.sha256,
+                    key,
+                    result.file_content,
+                    result.boosted_file_content,
+                    result.file_content_json,
                 )
             except StoreError as exc:
                 log.warning("%s: result not cached: %s", self.name, exc)
@@ -339,7 +355,7 @@ class Worker:
             return None
         if hit is None:
             return None
-        return PipelineResult(hit.file_content, hit.boosted_file_content)
+        return PipelineResult(hit.file_content, hit.boosted_file_content, hit.file_content_json)
 
     async def _give_back(
         self, job: ClaimedJob, target: QueueTarget, problem: ServiceUnavailable, started: float
@@ -464,6 +480,8 @@ class Worker:
             seconds=time.monotonic() - started,
             gemini_calls=result.gemini_calls if result else 0,
             input_tokens=result.input_tokens if result else 0,
+            output_tokens=result.output_tokens if result else 0,
+            cut_answers=result.cut_answers if result else 0,
             cache_hit=attempt.cache_hit,
             error=error,
         )

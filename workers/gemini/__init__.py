@@ -2,6 +2,7 @@
 
 from workers.gemini.client import (
     Answer,
+    AnswerCut,
     ClientStats,
     GeminiClient,
     GeminiKeyRefused,
@@ -12,6 +13,7 @@ from workers.gemini.retry import Failure, RetryPolicy, classify_status
 
 __all__ = [
     "Answer",
+    "AnswerCut",
     "ClientStats",
     "Failure",
     "GeminiClient",

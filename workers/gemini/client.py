@@ -62,6 +62,43 @@ class _BadAnswer(Exception):
     """A 200 whose content is unusable (empty, not JSON, not the schema): retried."""
 
 
+class _Cut(Exception):
+    """A 200 whose answer Gemini stopped at max_output_tokens (finish reason MAX_TOKENS)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class AnswerCut(GeminiJobError):
+    """Gemini stopped the answer at `max_output_tokens` (finish reason MAX_TOKENS).
+
+    Never a success: the caller continues it, splits the request, or asks again with more
+    room. `text` is what came before the cut (thinking excluded); the counts say what the
+    request cost so far. Left uncaught, it fails the attempt (retryable) with a message
+    naming the cut, so a cut answer can never be stored by accident."""
+
+    def __init__(
+        self,
+        what: str,
+        text: str,
+        *,
+        max_output_tokens: int | None,
+        output_tokens: int,
+        input_tokens: int,
+        calls: int,
+    ) -> None:
+        room = f"max_output_tokens={max_output_tokens}" if max_output_tokens else "its limit"
+        super().__init__(
+            f"Gemini cut its answer to {what} at {room} ({output_tokens} output tokens)"
+        )
+        self.text = text
+        self.max_output_tokens = max_output_tokens
+        self.output_tokens = output_tokens
+        self.input_tokens = input_tokens
+        self.calls = calls
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     text: str
@@ -83,6 +120,7 @@ class ClientStats:
     blocked: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cut_answers: int = 0
     by_model: dict[str, int] = field(default_factory=dict)
 
 
@@ -183,6 +221,19 @@ class GeminiClient:
                     answer = self._read(request, response, what)
                 except _BadAnswer as exc:
                     problem = str(exc)
+                except _Cut as cut:
+                    out_tokens = _usage(response, "candidates_token_count")
+                    self.stats.cut_answers += 1
+                    self.stats.input_tokens += actual
+                    self.stats.output_tokens += out_tokens
+                    raise AnswerCut(
+                        what,
+                        cut.text,
+                        max_output_tokens=request.max_output_tokens,
+                        output_tokens=out_tokens,
+                        input_tokens=actual,
+                        calls=calls,
+                    ) from None
                 else:
                     self.stats.answers += 1
                     self.stats.input_tokens += actual
@@ -240,6 +291,10 @@ class GeminiClient:
             raise GeminiBlocked(f"Gemini blocked {what}: finish reason {finish}")
         parts = candidate.content.parts if candidate.content and candidate.content.parts else []
         text = "".join(p.text for p in parts if p.text and not p.thought)
+        if finish == "MAX_TOKENS":
+            # Checked before anything else: half an answer may still parse (a cut JSON
+            # array can close early) or look complete; it is never a success.
+            raise _Cut(text)
         if not text.strip():
             raise _BadAnswer(f"Gemini gave an empty answer (finish reason {finish or 'none'})")
         if request.schema is None:

@@ -49,8 +49,15 @@ class GeminiRequest:
     schema: type[BaseModel] | None = None
     """Structured output: the answer must be JSON that validates against this model."""
     temperature: float = 0.0
+    max_output_tokens: int | None = None
+    """Room for the answer; Gemini cuts it there (finish reason MAX_TOKENS), and the
+    client then raises `AnswerCut` instead of returning half an answer."""
     what: str = field(default="", compare=False)
     """Names the request in logs and errors, e.g. "index page 3"."""
+
+    def __post_init__(self) -> None:
+        if self.max_output_tokens is not None and self.max_output_tokens < 1:
+            raise ValueError(f"max_output_tokens must be >= 1 (got {self.max_output_tokens})")
 
 
 @cache
@@ -93,6 +100,8 @@ def to_sdk_config(request: GeminiRequest, timeout_ms: int) -> types.GenerateCont
         temperature=request.temperature,
         http_options=types.HttpOptions(timeout=timeout_ms),
     )
+    if request.max_output_tokens is not None:
+        config.max_output_tokens = request.max_output_tokens
     if request.system_instruction:
         config.system_instruction = request.system_instruction
     if request.schema is not None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from workers.errors import JobError, ServiceUnavailable
 from workers.gemini import GeminiClient
 from workers.pdf import PdfLimits
+from workers.pipelines.output import OutputRoom
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class PipelineContext:
     gemini: GeminiClient
     models: Models
     pdf_limits: PdfLimits
+    output: OutputRoom = field(default_factory=OutputRoom)
     page_concurrency: int = 4
     """Pages of one index document in flight at once (rendering + Gemini call)."""
     inline_max_bytes: int = 14 * 1024 * 1024

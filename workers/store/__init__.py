@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.store.base import QueueStore, StoreError, StoreUnavailable
+from workers.store.base import QueueStore, ResultRefused, StoreError, StoreUnavailable
 from workers.store.models import (
     AllocationRecord,
     CachedResult,
@@ -27,6 +27,7 @@ __all__ = [
     "JobId",
     "QueueStore",
     "RecoveredJob",
+    "ResultRefused",
     "SourceComposition",
     "SourceStats",
     "Status",

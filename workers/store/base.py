@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from workers.store.models import (
     AllocationRecord,
@@ -26,6 +26,12 @@ class StoreUnavailable(StoreError):
     """The queue database cannot be reached (connection refused, DNS, auth, timeout)."""
 
 
+class ResultRefused(Exception):
+    """The database refused the result itself, e.g. a text over the 1 MB tsvector limit of
+    the table's full-text indexes: writing it again would fail the same way. Not a
+    `StoreError` on purpose: it must never be retried as an outage is."""
+
+
 class QueueStore(Protocol):
     """A queue database. Every method runs one SQL function of the migration."""
 
@@ -41,8 +47,15 @@ class QueueStore(Protocol):
     async def heartbeat(self, job: ClaimedJob, lease_seconds: float) -> bool: ...
 
     async def complete(
-        self, job: ClaimedJob, file_content: str, boosted_file_content: str | None = None
-    ) -> bool: ...
+        self,
+        job: ClaimedJob,
+        file_content: str,
+        boosted_file_content: str | None = None,
+        file_content_json: dict[str, Any] | None = None,
+    ) -> bool:
+        """Write the result (status 5) while the lease is held; False: lease lost. Raises
+        `ResultRefused` when the table cannot take the result."""
+        ...
 
     async def fail(
         self, job: ClaimedJob, error: str, *, retryable: bool, retry_delay_seconds: float = 0.0
@@ -72,7 +85,12 @@ class QueueStore(Protocol):
         ...
 
     async def store_result(
-        self, sha256: str, pipeline: str, file_content: str, boosted_file_content: str | None
+        self,
+        sha256: str,
+        pipeline: str,
+        file_content: str,
+        boosted_file_content: str | None,
+        file_content_json: dict[str, Any] | None = None,
     ) -> None:
         """Store a successful result for reuse; replaces an earlier one for the same key."""
         ...
@@ -80,3 +98,18 @@ class QueueStore(Protocol):
     async def record_allocation(self, record: AllocationRecord) -> None: ...
 
     async def close(self) -> None: ...
+
+
+PROGRAM_LIMIT_EXCEEDED = "54000"
+"""SQLSTATE of a value over one of Postgres's limits (e.g. "string is too long for
+tsvector (1234567 bytes, max 1048575 bytes)")."""
+
+
+def refusal(reason: object, file_content: str) -> str:
+    """The `ocr_error` of a result the table refused."""
+    detail = " ".join(str(reason).split())[:200]
+    return (
+        f"result refused by the queue table ({len(file_content):,} characters of text): "
+        f"{detail}; the production full-text indexes take at most 1 MB of tsvector per "
+        "column, so this document's text cannot be stored there"
+    )

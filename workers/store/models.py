@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -97,11 +98,17 @@ class CachedResult:
 
     file_content: str
     boosted_file_content: str | None
+    file_content_json: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> CachedResult:
+        structured = row["file_content_json"]
+        if isinstance(structured, str):  # asyncpg hands jsonb over as text
+            structured = json.loads(structured)
         return cls(
-            file_content=row["file_content"], boosted_file_content=row["boosted_file_content"]
+            file_content=row["file_content"],
+            boosted_file_content=row["boosted_file_content"],
+            file_content_json=structured if isinstance(structured, dict) else None,
         )
 
 

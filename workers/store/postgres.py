@@ -7,6 +7,7 @@ prepared-statement cache, which transaction pooling cannot keep.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from migrations import load_queries
-from workers.store.base import StoreError, StoreUnavailable
+from workers.store.base import ResultRefused, StoreError, StoreUnavailable, refusal
 from workers.store.models import (
     AllocationRecord,
     CachedResult,
@@ -137,20 +138,31 @@ class PostgresStore:
         )
 
     async def complete(
-        self, job: ClaimedJob, file_content: str, boosted_file_content: str | None = None
+        self,
+        job: ClaimedJob,
+        file_content: str,
+        boosted_file_content: str | None = None,
+        file_content_json: dict[str, Any] | None = None,
     ) -> bool:
-        return bool(
-            await self._run(
-                lambda p: p.fetchval(
-                    _Q["complete"],
-                    job.id,
-                    job.worker,
-                    job.lease_token,
-                    file_content,
-                    boosted_file_content,
+        structured = None if file_content_json is None else json.dumps(file_content_json)
+        try:
+            return bool(
+                await self._run(
+                    lambda p: p.fetchval(
+                        _Q["complete"],
+                        job.id,
+                        job.worker,
+                        job.lease_token,
+                        file_content,
+                        boosted_file_content,
+                        structured,
+                    )
                 )
             )
-        )
+        except StoreError as exc:
+            if isinstance(exc.__cause__, asyncpg.exceptions.ProgramLimitExceededError):
+                raise ResultRefused(refusal(exc.__cause__, file_content)) from None
+            raise
 
     async def fail(
         self, job: ClaimedJob, error: str, *, retryable: bool, retry_delay_seconds: float = 0.0
@@ -223,11 +235,17 @@ class PostgresStore:
         return None if row is None else CachedResult.from_row(row)
 
     async def store_result(
-        self, sha256: str, pipeline: str, file_content: str, boosted_file_content: str | None
+        self,
+        sha256: str,
+        pipeline: str,
+        file_content: str,
+        boosted_file_content: str | None,
+        file_content_json: dict[str, Any] | None = None,
     ) -> None:
+        structured = None if file_content_json is None else json.dumps(file_content_json)
         await self._run(
             lambda p: p.execute(
-                _Q["cache_put"], sha256, pipeline, file_content, boosted_file_content
+                _Q["cache_put"], sha256, pipeline, file_content, boosted_file_content, structured
             )
         )
 

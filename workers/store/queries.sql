@@ -1,5 +1,5 @@
 -- Queue operations of the direct-Postgres adapter: each is one call of a SQL
--- function from migrations/0002, 0003 and 0004 (the Supabase adapter calls the same
+-- function from migrations/0002–0007 (the Supabase adapter calls the same
 -- functions through PostgREST rpc).
 
 -- name: ping
@@ -13,7 +13,8 @@ SELECT ocr_heartbeat(p_id => $1, p_worker => $2, p_lease_token => $3, p_lease_se
 
 -- name: complete
 SELECT ocr_complete(p_id => $1, p_worker => $2, p_lease_token => $3,
-                    p_file_content => $4, p_boosted_file_content => $5);
+                    p_file_content => $4, p_boosted_file_content => $5,
+                    p_file_content_json => $6::jsonb);
 
 -- name: fail
 SELECT ocr_fail(p_id => $1, p_worker => $2, p_lease_token => $3, p_error => $4,
@@ -43,7 +44,7 @@ SELECT * FROM ocr_cache_get(p_sha256 => $1, p_pipeline => $2);
 
 -- name: cache_put
 SELECT ocr_cache_put(p_sha256 => $1, p_pipeline => $2, p_file_content => $3,
-                     p_boosted_file_content => $4);
+                     p_boosted_file_content => $4, p_file_content_json => $5::jsonb);
 
 -- name: record_allocation
 SELECT ocr_record_allocation(p_pool_id => $1, p_server_id => $2, p_pool_size => $3,

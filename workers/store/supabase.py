@@ -14,7 +14,13 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from workers.store.base import StoreError, StoreUnavailable
+from workers.store.base import (
+    PROGRAM_LIMIT_EXCEEDED,
+    ResultRefused,
+    StoreError,
+    StoreUnavailable,
+    refusal,
+)
 from workers.store.models import (
     AllocationRecord,
     CachedResult,
@@ -105,14 +111,25 @@ class SupabaseStore:
         )
 
     async def complete(
-        self, job: ClaimedJob, file_content: str, boosted_file_content: str | None = None
+        self,
+        job: ClaimedJob,
+        file_content: str,
+        boosted_file_content: str | None = None,
+        file_content_json: dict[str, Any] | None = None,
     ) -> bool:
         params = {
             **self._lease(job),
             "p_file_content": file_content,
             "p_boosted_file_content": boosted_file_content,
+            "p_file_content_json": file_content_json,
         }
-        return bool(await self._rpc("ocr_complete", params))
+        try:
+            return bool(await self._rpc("ocr_complete", params))
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, APIError) and cause.code == PROGRAM_LIMIT_EXCEEDED:
+                raise ResultRefused(refusal(cause.message or str(cause), file_content)) from None
+            raise
 
     async def fail(
         self, job: ClaimedJob, error: str, *, retryable: bool, retry_delay_seconds: float = 0.0
@@ -178,7 +195,12 @@ class SupabaseStore:
         return CachedResult.from_row(rows[0]) if rows else None
 
     async def store_result(
-        self, sha256: str, pipeline: str, file_content: str, boosted_file_content: str | None
+        self,
+        sha256: str,
+        pipeline: str,
+        file_content: str,
+        boosted_file_content: str | None,
+        file_content_json: dict[str, Any] | None = None,
     ) -> None:
         await self._rpc(
             "ocr_cache_put",
@@ -187,6 +209,7 @@ class SupabaseStore:
                 "p_pipeline": pipeline,
                 "p_file_content": file_content,
                 "p_boosted_file_content": boosted_file_content,
+                "p_file_content_json": file_content_json,
             },
         )
 
