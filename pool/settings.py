@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ratelimit.config import LimiterConfig, Quota, day_offset_seconds, parse_model_quotas
+from workers.pipelines.output import OutputRoom
 
 ENVIRONMENT_NAMES = ("prod", "staging", "dev")
 """Queue environments, in the order they are polled."""
@@ -173,6 +174,12 @@ class Settings(BaseSettings):
     gemini_retry_base_seconds: float = Field(1.0, ge=0, le=600)
     gemini_inline_max_mb: float = Field(14.0, gt=0, le=20)
     """An acte PDF up to this size is sent inline, a larger one through the Files API."""
+    gemini_max_output_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    """Room for each answer (`max_output_tokens`) of every step, unless the step's own
+    setting below is set. Unset: index 8192, acte extract and boost 32768."""
+    gemini_max_output_tokens_index: int | None = Field(None, ge=1, le=1_000_000)
+    gemini_max_output_tokens_acte_extract: int | None = Field(None, ge=1, le=1_000_000)
+    gemini_max_output_tokens_acte_boost: int | None = Field(None, ge=1, le=1_000_000)
 
     # --- documents ----------------------------------------------------------
     ocr_max_document_mb: float = Field(100.0, gt=0)
@@ -328,6 +335,24 @@ class Settings(BaseSettings):
             parse_model_quotas(self.gemini_model_limits),
             window_seconds=self.gemini_window_seconds,
             day_timezone=self.gemini_quota_timezone,
+        )
+
+    def output_room(self) -> OutputRoom:
+        """`max_output_tokens` per step: the step's setting, else GEMINI_MAX_OUTPUT_TOKENS,
+        else the step's default."""
+        default = OutputRoom()
+
+        def pick(step: str) -> int:
+            own: int | None = getattr(self, f"gemini_max_output_tokens_{step}")
+            if own is not None:
+                return own
+            if self.gemini_max_output_tokens is not None:
+                return self.gemini_max_output_tokens
+            value: int = getattr(default, step)
+            return value
+
+        return OutputRoom(
+            index=pick("index"), acte_extract=pick("acte_extract"), acte_boost=pick("acte_boost")
         )
 
     @property
