@@ -1,7 +1,8 @@
 """The HTTP side: Gemini's REST routes (as the google-genai SDK calls them) and `/_sim/*`.
 
 Routes, under `v1beta` (also `v1`, `v1alpha`):
-  POST /{v}/models/{model}:generateContent     answer (quota, faults, latency)
+  POST /{v}/models/{model}:generateContent     answer (quota, faults, latency; the
+                                               continuation and output cap applied)
   POST /{v}/models/{model}:countTokens         {"totalTokens"} (logged, no quota)
   POST /upload/{v}/files                       resumable upload: start, upload, finalize
   GET  /{v}/files, GET/DELETE /{v}/files/{id}  the uploaded files (in memory)
@@ -22,8 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gemini_simulator import answers, schema
+from gemini_simulator import answers, output, schema
 from gemini_simulator.config import ConfigError
+from gemini_simulator.continuation import remainder
 from gemini_simulator.corpus import CorpusError
 from gemini_simulator.errors import (
     ApiError,
@@ -38,7 +40,7 @@ from gemini_simulator.media import MediaError
 from gemini_simulator.quota import QuotaDecision, format_retry_delay
 from gemini_simulator.reqlog import RequestRecord
 from gemini_simulator.state import SimulatorState
-from gemini_simulator.tokens import TokenCount, count_input_tokens, is_image, output_tokens
+from gemini_simulator.tokens import TokenCount, count_input_tokens, is_image
 from gemini_simulator.wire import (
     BlobPart,
     FileRefPart,
@@ -302,8 +304,14 @@ class Routes:
         if derived.pages:
             record.extra["pages"] = derived.pages
         text = answers.answer_text(parsed, derived)
+        partial = answers.continued_from(parsed)
+        if partial is not None:
+            record.extra["continued"] = True
+            text = remainder(text, partial)
         if fault is not None and fault.kind == "bad_json":
             text = answers.spoil_json(text)
+        cap = output.effective_cap(parsed.max_output_tokens, self.state.config.max_output_tokens)
+        sent = output.capped(text, cap)
         if fault is None or fault.kind != "hang":
             record.extra["delay_ms"] = round(delay * 1000, 3)
         remaining = delay - (time.monotonic() - began)
@@ -312,9 +320,11 @@ class Routes:
         if fault is not None and fault.kind == "safety":
             record.extra["output_tokens"] = 0
             return web.json_response(blocked_body(model, tokens.total, tokens.by_modality))
-        answer_tokens = output_tokens(text)
-        record.extra["output_tokens"] = answer_tokens
-        body = answer_body(model, text, tokens.total, tokens.by_modality, answer_tokens)
+        record.extra["output_tokens"] = sent.tokens
+        record.extra["finish_reason"] = sent.finish_reason
+        body = answer_body(
+            model, sent.text, tokens.total, tokens.by_modality, sent.tokens, sent.finish_reason
+        )
         if fault is not None and fault.kind == "malformed":
             dumped = json.dumps(body, ensure_ascii=False)
             return web.Response(

@@ -36,6 +36,9 @@ class SimulatorConfig:
     fault_safety: float = 0.0
     fault_bad_json: float = 0.0
     hang_seconds: float = 600.0
+    max_output_tokens: int = 0
+    """The model's own output limit: answers are cut at the smaller of this and the
+    request's `maxOutputTokens` (finish reason MAX_TOKENS); 0 = no limit of its own."""
     seed: int = 0
     corpus: tuple[Path, ...] = ()
     """PDF files or directories whose pages images are recognised against."""
@@ -80,7 +83,7 @@ class SimulatorConfig:
         }
 
 
-_INT_FIELDS = frozenset({"rpm", "tpm", "seed"})
+_INT_FIELDS = frozenset({"rpm", "tpm", "seed", "max_output_tokens"})
 _FLOAT_FIELDS = frozenset(
     {
         "window_seconds",

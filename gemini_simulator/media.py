@@ -54,11 +54,11 @@ def pdf_page_count(data: bytes) -> int:
         doc.close()
 
 
-def pdf_text(data: bytes) -> str:
-    """The text layer of every page, pages separated by a blank line."""
+def pdf_pages(data: bytes) -> list[str]:
+    """The text layer of each page (its lines joined by newlines), in page order."""
     doc = open_pdf(data)
     try:
-        return "\n\n".join("\n".join(page_lines(page)) for page in doc)
+        return ["\n".join(page_lines(page)) for page in doc]
     finally:
         doc.close()
 

@@ -24,6 +24,11 @@ class RequestRecord:
     input_tokens: int | None = None
     """The simulator's own count (generateContent, countTokens)."""
     output_tokens: int | None = None
+    """Of the text sent (the cut text when cut)."""
+    finish_reason: str | None = None
+    """generateContent 200 answers: STOP, or MAX_TOKENS when cut at the output cap."""
+    continued: bool = False
+    """The request was a continuation (it carried a `--- DÉJÀ TRANSCRIT ---` part)."""
     fault: str | None = None
     """5xx, hang, malformed, safety, bad_json."""
     quota: str | None = None

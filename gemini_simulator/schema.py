@@ -1,15 +1,27 @@
 """Response schemas (both of Gemini's forms) and an instance conforming to one, filled
-from content lines.
+from content lines (read as a page by `lines`).
 
 Gemini's OpenAPI subset (`responseSchema`: `type` OBJECT/ARRAY/STRING/INTEGER/NUMBER/
 BOOLEAN, `nullable`, `enum`, `properties`, `propertyOrdering`, `items`, `anyOf`) and plain
 JSON Schema (`responseJsonSchema`: lower-case or list `type`, `$ref`/`$defs`, `anyOf`/
 `oneOf`/`allOf`, `const`) are read into one `Node` tree; `instance()` fills it:
 
-- an array of objects gets one object per non-empty line; the line is split on " | "
-  into cells that fill the object's string/number properties in property order (extra
-  cells join the last one); an empty or missing cell is null when nullable, else "" / 0;
-- an array of strings gets one string per non-empty line;
+- an array gets one item per row (`Content.rows`: the lines with cells " | " if any
+  line has some, else every non-empty line; only rows X..Y when the prompt asked for
+  `lignes X à Y`);
+- in a row, an object's properties consume the cells in property order: a scalar
+  (string, number, enum) takes one cell; an array of objects takes one cell split on
+  " ; " into items, each item split on " / " into the item's scalar properties in order;
+  an array of scalars takes one cell split on " ; "; surplus cells join the last scalar
+  property's cell with " | ", surplus " / " fields the item's last one with " / "; an
+  empty or missing cell or field is null when nullable, else "" / 0; booleans and
+  nested objects take no cell (false, empty);
+- an array of strings gets one string per row;
+- an object property of the root object whose properties are all scalars (e.g.
+  `metadata`) is filled from the header lines `Label : value`: each property from the
+  first header whose label's first word, lower-cased without accents, equals the
+  property name's first `_`-separated token (`Lot : 1 234 567` → `lot_number`);
+  unmatched → null or "";
 - a string that is not inside an array gets the whole content;
 - booleans are false, except a property whose name says the page is illegible
   (`illisible`, `illegible`, `unreadable`), true when the content was not recognised;
@@ -23,6 +35,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gemini_simulator.lines import Content as Content
+from gemini_simulator.lines import split_cells as split_cells
+from gemini_simulator.lines import split_fields, split_items
 from gemini_simulator.wire import get_field
 
 NodeType = Literal["object", "array", "string", "integer", "number", "boolean", "null", "any"]
@@ -172,30 +187,9 @@ def _with_nullable(node: Node, nullable: bool) -> Node:
 # -- instances -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Content:
-    """What an answer is made of: the derived text, its lines, whether it was illegible."""
-
-    text: str
-    illegible: bool = False
-
-    @property
-    def lines(self) -> list[str]:
-        return [line for line in self.text.splitlines() if line.strip()]
-
-
-_CELL_SEPARATOR = re.compile(r" \|(?= )")
-
-
-def split_cells(line: str) -> list[str]:
-    """'a | b | | c |' → ['a', 'b', '', 'c', ''] (cells stripped; a line with no ' | ' is
-    one cell; 'a|b' is not split)."""
-    return [cell.strip() for cell in _CELL_SEPARATOR.split(f" {line} ")]
-
-
 def instance(node: Node, content: Content) -> Any:
     """A value conforming to `node`, filled from `content`."""
-    return _whole(node, content, name="")
+    return _whole(node, content, name="", root=True)
 
 
 def empty(node: Node) -> Any:
@@ -211,12 +205,17 @@ def empty(node: Node) -> Any:
     return _scalar(node, "")
 
 
-def _whole(node: Node, content: Content, name: str) -> Any:
+def _whole(node: Node, content: Content, name: str, root: bool = False) -> Any:
     if node.type == "object":
-        return {key: _whole(child, content, key) for key, child in node.properties}
+        return {
+            key: _header_object(child, content)
+            if root and _is_header_object(child)
+            else _whole(child, content, key)
+            for key, child in node.properties
+        }
     if node.type == "array":
         assert node.items is not None
-        return [_row(node.items, line) for line in content.lines]
+        return [_row(node.items, line) for line in content.rows]
     if node.type == "boolean":
         return bool(content.illegible and ILLEGIBLE_NAMES.search(name))
     if node.type in ("string", "any"):
@@ -224,17 +223,80 @@ def _whole(node: Node, content: Content, name: str) -> Any:
     return empty(node)
 
 
+def _is_header_object(node: Node) -> bool:
+    return (
+        node.type == "object"
+        and bool(node.properties)
+        and all(child.type in SCALARS for _, child in node.properties)
+    )
+
+
+def _header_object(node: Node, content: Content) -> dict[str, Any]:
+    return {key: _scalar(child, content.header_value(key)) for key, child in node.properties}
+
+
+def _takes_cell(node: Node) -> bool:
+    return node.type in SCALARS or node.type == "array"
+
+
+def _joined(parts: list[str], width: int, last: int, separator: str) -> list[str]:
+    """`parts` fitted to `width` slots: the surplus joins slot `last` with `separator`."""
+    surplus = len(parts) - width
+    if surplus <= 0 or last < 0:
+        return parts
+    return [
+        *parts[:last],
+        separator.join(parts[last : last + surplus + 1]),
+        *parts[last + surplus + 1 :],
+    ]
+
+
+def _object_from(node: Node, parts: list[str], separator: str) -> dict[str, Any]:
+    """An object whose cell-taking properties take `parts` in order (see the module doc)."""
+    takers = [(key, child) for key, child in node.properties if _takes_cell(child)]
+    scalars = [i for i, (_, child) in enumerate(takers) if child.type in SCALARS]
+    parts = _joined(parts, len(takers), scalars[-1] if scalars else -1, separator)
+    filled = dict(zip((key for key, _ in takers), parts, strict=False))
+    value: dict[str, Any] = {}
+    for key, child in node.properties:
+        if child.type in SCALARS:
+            value[key] = _scalar(child, filled.get(key, ""))
+        elif child.type == "array":
+            value[key] = _array_cell(child, filled.get(key, ""))
+        else:
+            value[key] = empty(child)
+    return value
+
+
+def _array_cell(node: Node, cell: str) -> list[Any]:
+    """One cell as an array: items split on " ; ", an object's fields on " / "."""
+    assert node.items is not None
+    item = node.items
+    if item.type == "object":
+        return [_item_object(item, text) for text in split_items(cell)]
+    if item.type in SCALARS:
+        return [_scalar(item, text) for text in split_items(cell)]
+    return []
+
+
+def _item_object(node: Node, text: str) -> dict[str, Any]:
+    """An item of an array cell: its scalar properties from the " / " fields."""
+    scalar_node = Node(
+        "object",
+        node.nullable,
+        node.enum,
+        tuple((k, c) for k, c in node.properties if c.type in SCALARS),
+    )
+    filled = _object_from(scalar_node, split_fields(text), " / ")
+    return {
+        key: filled[key] if child.type in SCALARS else empty(child)
+        for key, child in node.properties
+    }
+
+
 def _row(node: Node, line: str) -> Any:
     if node.type == "object":
-        cells = split_cells(line)
-        scalars = [key for key, child in node.properties if child.type in SCALARS]
-        if len(cells) > len(scalars) > 0:
-            cells = [*cells[: len(scalars) - 1], " | ".join(cells[len(scalars) - 1 :])]
-        filled = dict(zip(scalars, cells, strict=False))
-        return {
-            key: _scalar(child, filled.get(key, "")) if child.type in SCALARS else empty(child)
-            for key, child in node.properties
-        }
+        return _object_from(node, split_cells(line), " | ")
     if node.type == "array":
         assert node.items is not None
         return (

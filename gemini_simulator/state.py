@@ -14,7 +14,7 @@ from gemini_simulator.corpus import Corpus
 from gemini_simulator.faults import FaultPlan
 from gemini_simulator.filestore import FileStore
 from gemini_simulator.latency import LatencyModel
-from gemini_simulator.media import PymupdfInspector, pdf_text
+from gemini_simulator.media import PymupdfInspector, pdf_pages
 from gemini_simulator.quota import SlidingWindowQuota
 from gemini_simulator.reqlog import RequestLog
 
@@ -27,8 +27,8 @@ class CorpusReader:
     def __init__(self, corpus: Corpus) -> None:
         self.corpus = corpus
 
-    def pdf_text(self, data: bytes) -> str:
-        return pdf_text(data)
+    def pdf_pages(self, data: bytes) -> list[str]:
+        return pdf_pages(data)
 
     def recognise(self, data: bytes) -> tuple[str, str] | None:
         match = self.corpus.recognise(data)

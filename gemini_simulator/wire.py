@@ -58,6 +58,8 @@ class GenerateRequest:
     """Gemini's OpenAPI-subset form (what the SDK sends for a pydantic model)."""
     response_json_schema: Mapping[str, Any] | None = None
     """Plain JSON Schema (`response_json_schema=` in the SDK)."""
+    max_output_tokens: int | None = None
+    """`generationConfig.maxOutputTokens` (None when absent or 0)."""
 
     @property
     def schema_object(self) -> Mapping[str, Any] | None:
@@ -193,7 +195,31 @@ def parse_generate_request(body: Any) -> GenerateRequest:
         response_mime_type=mime if isinstance(mime, str) else None,
         response_schema=schema,
         response_json_schema=json_schema,
+        max_output_tokens=_max_output_tokens(get_field(config, "maxOutputTokens")),
     )
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _max_output_tokens(raw: Any) -> int | None:
+    """An int32 (protobuf JSON also writes it as a string); 0 = unset; negative: 400."""
+    if raw is None:
+        return None
+    if isinstance(raw, str) and _INT.fullmatch(raw.strip()):
+        raw = int(raw)
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise invalid_argument(
+            f"Invalid value at 'generation_config.max_output_tokens' (TYPE_INT32), {raw!r}"
+        )
+    if raw < 0:
+        raise invalid_argument(
+            "* GenerateContentRequest.generation_config.max_output_tokens: "
+            "max_output_tokens must be positive."
+        )
+    return raw or None
 
 
 def parse_count_tokens_request(body: Any) -> GenerateRequest:
@@ -221,13 +247,19 @@ def _usage(
 
 
 def answer_body(
-    model: str, text: str, prompt_tokens: int, by_modality: Mapping[str, int], answer_tokens: int
+    model: str,
+    text: str,
+    prompt_tokens: int,
+    by_modality: Mapping[str, int],
+    answer_tokens: int,
+    finish_reason: str = "STOP",
 ) -> dict[str, Any]:
+    """A 200 answer; `finish_reason` STOP, or MAX_TOKENS for an answer cut at the cap."""
     return {
         "candidates": [
             {
                 "content": {"parts": [{"text": text}], "role": "model"},
-                "finishReason": "STOP",
+                "finishReason": finish_reason,
                 "index": 0,
             }
         ],

@@ -68,6 +68,12 @@ def register(app: typer.Typer) -> None:
         hang_seconds: Annotated[
             float, typer.Option(help="How long a hanging request waits.")
         ] = _DEFAULTS.hang_seconds,
+        max_output_tokens: Annotated[
+            int,
+            typer.Option(
+                help="The model's own output limit: longer answers are cut (MAX_TOKENS); 0 = none.",
+            ),
+        ] = _DEFAULTS.max_output_tokens,
         seed: Annotated[int, typer.Option(help="Seed of the fault and latency draws.")] = 0,
         corpus: Annotated[
             list[Path] | None,
@@ -97,6 +103,7 @@ def register(app: typer.Typer) -> None:
                 fault_safety=fault_safety,
                 fault_bad_json=fault_bad_json,
                 hang_seconds=hang_seconds,
+                max_output_tokens=max_output_tokens,
                 seed=seed,
                 corpus=tuple(corpus or ()),
                 log_path=log,

@@ -98,9 +98,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-# Pages separated by a blank line; the empty line inside page 1 has no text, so the text
-# layer has no line for it.
-ACTE_TEXT = "PAR-DEVANT Me Lavoie, notaire.\nPRIX : 100 000 $\n\nClause 1 : fin."
+# Each page headed by its marker, pages separated by a blank line; the empty line inside
+# page 1 has no text, so the text layer has no line for it.
+ACTE_TEXT = (
+    "--- Page 1 ---\nPAR-DEVANT Me Lavoie, notaire.\nPRIX : 100 000 $\n\n"
+    "--- Page 2 ---\nClause 1 : fin."
+)
 
 
 @pytest.fixture
