@@ -80,6 +80,38 @@ def migrate(
 
 
 @app.command()
+def backfill(
+    env: Annotated[str | None, typer.Option(help="Only this environment (default: all).")] = None,
+    source: Annotated[
+        DocumentSource | None, typer.Option(help="Only this type (default: both).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per read.")] = 200,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be written; write nothing.")
+    ] = False,
+) -> None:
+    """Give rows completed before this release file_content_json (and an index its
+    boosted_file_content), derived from their stored text without calling Gemini."""
+    from pool.backfill import backfill_environment
+
+    settings = _settings()
+
+    async def main() -> None:
+        envs = [settings.environment(env)] if env else settings.require_queue()
+        for target in envs:
+            report = await backfill_environment(
+                target,
+                source=None if source is None else source.value,
+                batch_size=batch_size,
+                dry_run=dry_run,
+            )
+            for line in report.lines(dry_run):
+                out.print(line, markup=False, highlight=False)
+
+    _run(main)
+
+
+@app.command()
 def enqueue(
     paths: Annotated[
         list[str], typer.Argument(help="PDF files or directories (searched recursively).")

@@ -6,14 +6,19 @@ import hashlib
 from functools import cache
 from importlib import resources
 
+from workers.boost.natures import CLOSED_NATURES
+
 NAMES = ("index_page", "acte_extract", "acte_boost")
 
 
 @cache
 def prompt(name: str) -> str:
+    """The prompt's text; `{{NATURES}}` becomes the closed list of deed natures, one per
+    line (the same list the index boost normalises to)."""
     if name not in NAMES:
         raise KeyError(f"no prompt {name!r} (known: {', '.join(NAMES)})")
-    return resources.files("workers").joinpath("prompts", f"{name}.md").read_text("utf-8").strip()
+    text = resources.files("workers").joinpath("prompts", f"{name}.md").read_text("utf-8")
+    return text.replace("{{NATURES}}", "\n".join(CLOSED_NATURES)).strip()
 
 
 @cache
