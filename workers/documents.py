@@ -15,7 +15,7 @@ the registre extractor that fills the queue:
 
 Both Storage forms need a `StorageTarget` (the environment's `{ENV}_SUPABASE_URL` and
 `{ENV}_SUPABASE_SERVICE_KEY`). Without one, a relative path is a local path relative
-to the current directory (as before buckets were read); when such a file is missing
+to the current directory (as it always was); when such a file is missing
 or outside `OCR_LOCAL_ROOTS`, the message says the environment has no Storage
 configured. `<bucket>/` with no key, a bucket name Storage would not accept (its
 characters: letters, digits, `_!.*'() &$=@;:+,?-`, at most 100) and `.`/`..`
@@ -54,9 +54,9 @@ never the key):
   cannot be read (permissions, I/O error), no bucket configured for a bare key's
   `document_source`;
 - `StorageKeyRefused` (a `ServiceUnavailable`, not a `JobError`): Storage or its
-  gateway refusing the service key (401, or 403 in a 400): a configuration problem,
-  not the document's. The worker gives the job back untouched (no attempt counted)
-  and pauses, so a wrong key fails no row;
+  gateway refusing the service key (401/403, or a 400 whose `statusCode` says so): a
+  configuration problem, not the document's. The worker gives the job back untouched
+  (no attempt counted) and pauses, so a wrong key fails no row;
 - `DocumentError` (permanent): outside `OCR_LOCAL_ROOTS`, a directory or other
   non-regular file, an unsupported or malformed location (including the Storage
   forms' refusals above), other 4xx, larger than the cap, empty (0 bytes).
