@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from gemini_simulator import SimulatorConfig
 from gemini_simulator.server import admin
 from pool.runtime import Runtime
-from pool.samples import acte_paragraphs, index_lines, write_pdf
+from pool.samples import acte_paragraphs, index_page_lines, sample_index_page, write_pdf
 from pool.settings import Settings, load_settings
 from workers.store import DocumentSource
 
@@ -68,7 +68,9 @@ def write_backlog(
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    pages = [index_lines(seed * 100_000 + p, 30) for p in range(distinct_pages)]
+    pages = [
+        index_page_lines(sample_index_page(seed * 100_000 + p, 30)) for p in range(distinct_pages)
+    ]
     corpus = directory / "index-pages.pdf"
     write_pdf(corpus, pages)
     index_files: list[Path] = []
