@@ -3,7 +3,11 @@
 Point the SDK (or `GEMINI_BASE_URL`) at `Simulator.url`. The simulator keeps its own
 per-model quota (429 bodies as Gemini writes them), counts tokens its own way, injects
 latency and faults from a seeded RNG, and derives its answers from what it receives
-(PDF text layers, corpus pages recognised from images, text), so tests check content.
+(PDF text layers with `--- Page N ---` markers, corpus pages recognised from images,
+text; schema instances with header objects, nested cells and `lignes X à Y` windows),
+so tests check content. Answers over `maxOutputTokens` (or the `max_output_tokens`
+setting) are cut with finish reason MAX_TOKENS, and a continuation part
+(`--- DÉJÀ TRANSCRIT ---`) is answered with the rest of the answer.
 """
 
 from __future__ import annotations
