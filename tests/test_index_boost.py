@@ -210,6 +210,12 @@ def test_utility_contradicts_vente_with_network_words_and_no_amount() -> None:
     assert "Hydro-Québec" in note.reason
     assert_changed(line("Vte", "HQ", PERSON, remarques="serv. ligne"), "Servitude", "utility")
     assert_changed(line("Vente [?]", "Bell Canada", PERSON), "Servitude", "utility")
+    note = assert_changed(
+        line("Vente", ("CÔTÉ, Louis", "Cédant"), ("Bell Canada", "Cessionnaire")),
+        "Servitude",
+        "utility",
+    )
+    assert "cessionnaire" in note.reason
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ class Role(Enum):
     BUYER = "acheteur"
     HEIR = "héritier ou légataire"
     DECEASED = "décédé"
+    GRANTOR = "cédant"
+    GRANTEE = "cessionnaire"
 
 
 _ROLE_PATTERNS: dict[Role, re.Pattern[str]] = {
@@ -28,10 +30,14 @@ _ROLE_PATTERNS: dict[Role, re.Pattern[str]] = {
     Role.BUYER: re.compile(r"\b(?:achet\w*|acque\w*|acquisit\w*|purchaser|buyer)\b"),
     Role.HEIR: re.compile(r"\b(?:legataires?|heritiers?|heritieres?|ayants? droits?)\b"),
     Role.DECEASED: re.compile(r"\b(?:decedee?s?|defunte?s?|testat\w*)\b"),
+    Role.GRANTOR: re.compile(r"\b(?:cedante?s?|grantor)\b"),
+    Role.GRANTEE: re.compile(r"\b(?:cessionnaires?|grantee)\b"),
 }
 
 SALE_ROLES = frozenset({Role.SELLER, Role.BUYER})
 LOAN_ROLES = frozenset({Role.CREDITOR, Role.DEBTOR})
+GRANT_ROLES = frozenset({Role.GRANTOR, Role.GRANTEE})
+"""Cédant / cessionnaire: a right ceded (a servitude to a network), not a thing sold."""
 
 
 def roles_of(role: str) -> frozenset[Role]:

@@ -9,7 +9,8 @@ utility (Servitude) — a party is a network company (Hydro-Québec and aliases,
   - the nature is open (missing, generic, garbled), or
   - the nature reads « Vente », the remarques give no amount, and the remarques carry
     network or servitude words (poteau, hauban, ligne other than a lot line, électricité,
-    câble, conduite, serv., servitude…) or the OCR marked its doubt on the nature.
+    câble, conduite, serv., servitude…), or the parties are cédant / cessionnaire (a
+    right ceded, not a thing sold), or the OCR marked its doubt on the nature.
   Explicit Vendeur/Acheteur qualités or an amount (a price) are the "private person on
   the other side of a sale": with them, the page itself says Vente and nothing changes.
 public_body (Servitude) — the nature is open, no party has a Vendeur/Acheteur qualité, and
@@ -52,7 +53,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workers.boost.entities import EntityKind
-from workers.boost.evidence import LOAN_ROLES, SALE_ROLES, LineEvidence, Role, Signal
+from workers.boost.evidence import (
+    GRANT_ROLES,
+    LOAN_ROLES,
+    SALE_ROLES,
+    LineEvidence,
+    Role,
+    Signal,
+)
 from workers.boost.natures import (
     CESSION_DE_RANG,
     DECLARATION_COPROPRIETE,
@@ -89,6 +97,11 @@ def utility_rule(reading: NatureReading, ev: LineEvidence) -> Proposal | None:
         return None
     if ev.remarks.any_of(Signal.NETWORK, Signal.SERVITUDE):
         evidence = "les remarques parlent de son réseau (poteau, ligne, servitude…)"
+    elif ev.roles & GRANT_ROLES:
+        evidence = (
+            "les qualités de cédant et de cessionnaire sont celles d'un droit cédé, "
+            "non d'un bien vendu"
+        )
     elif reading.uncertain:
         evidence = "l'OCR a marqué son doute sur la nature"
     else:

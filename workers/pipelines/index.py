@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anyio
 
-from workers.boost import boost_index
+from workers.boost import boost_index, rules_digest
 from workers.errors import GeminiJobError
 from workers.gemini import AnswerCut, GeminiRequest, Image, Text
 from workers.pdf import PdfInfo, RenderedPage, render_page_png
@@ -45,7 +45,7 @@ MAX_RANGES_PER_PAGE = 500
 
 
 def pipeline_key(models: Models) -> str:
-    return f"index:v{VERSION}.{prompts_digest()}:{models.index}"
+    return f"index:v{VERSION}.{prompts_digest()}.{rules_digest()}:{models.index}"
 
 
 @dataclass(frozen=True, slots=True)
