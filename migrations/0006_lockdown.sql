@@ -1,4 +1,4 @@
--- 0006: what the anon key can do: nothing.
+-- 0006: what the anon key can do: nothing (with ocr-pool's own objects).
 --
 -- Supabase serves every table, view and function in `public` over REST to anyone
 -- holding the project's anon key (it ships in front-ends: treat it as public),
@@ -7,8 +7,9 @@
 -- EXECUTE on every new function to PUBLIC. This file takes all of that back from
 -- everything ocr-pool creates:
 --
---   tables      `extraction_queue`, `extraction_status`, the migration ledger
---               `ocr_pool_migrations` and every `ocr_*` table: row level
+--   tables      the migration ledger `ocr_pool_migrations`, every `ocr_*` table,
+--               and `extraction_queue` / `extraction_status` when ocr-pool created
+--               them (recorded in `ocr_pool_created_tables` by 0001): row level
 --               security on, ALL revoked from PUBLIC, anon, authenticated;
 --   sequences   of those tables (serial / identity): ALL revoked, likewise;
 --   views       every `ocr_*` view: SELECT revoked, likewise; on Postgres 15+
@@ -29,30 +30,41 @@
 -- these objects (a grant by another grantor, an inherited role membership), it
 -- raises and nothing commits.
 --
--- Shared tables. `extraction_queue` and `extraction_status` may already exist
--- with policies that other programs (the registre extractor) rely on. Existing
--- policies are NEVER dropped or altered here. But with the table privileges of
--- anon / authenticated revoked, a policy written for them no longer lets them
--- in: a program that reads or writes these tables with the anon or
--- authenticated key stops working and must use the service key or a direct
--- connection. Re-granting anon on them would expose the queue to anyone who
--- has the (public) anon key, within whatever those policies allow. Row level
--- security is enabled only where it is off (ENABLE ROW LEVEL SECURITY takes an
--- ACCESS EXCLUSIVE lock: brief, but run the first migration at a quiet time).
+-- Pre-existing shared tables. An `extraction_queue` or `extraction_status` that
+-- existed before ocr-pool belongs to other programs (the registre extractor, an
+-- app reading the queue with the authenticated key): ocr_lockdown() leaves it
+-- exactly as it is: no REVOKE, no GRANT, no row level security switched on, no
+-- policy touched. `ocr-pool migrate` reports what anon, authenticated and
+-- PUBLIC can do on it; `ocr-pool lockdown` locks it down, on request only.
+-- A database whose 0001 ran before ocr_pool_created_tables existed has no record:
+-- its shared tables count as pre-existing (a wrong "ours" would take access away
+-- from another program for good; a wrong "theirs" only leaves an exposure that
+-- every migrate reports and one command removes).
 --
 -- Later migrations. Objects created after this file get Supabase's default
 -- grants (and PUBLIC's EXECUTE on functions) again, and CREATE OR REPLACE VIEW
--- drops `security_invoker`. Every later migration that creates or replaces a
--- table, view or function MUST end with
+-- drops `security_invoker`. Every later migration step that creates or replaces
+-- a table, view or function MUST end with
 --
 --     SELECT * FROM ocr_lockdown();
 --
--- in the same file (the same transaction, so nothing is ever exposed in
--- between). Re-pasting all files in order (the SQL-editor path) re-runs this one
--- last and restores the lockdown; re-running 0003 or 0005 alone does not.
+-- in the same step (the same transaction, so nothing is ever exposed in
+-- between). Re-running 0003 or 0005 alone loses the lockdown of what they
+-- re-create until ocr_lockdown() runs again.
 --
--- Idempotent: GRANT / REVOKE / ALTER ... SET are no-ops when already in place.
+-- Locks: ENABLE ROW LEVEL SECURITY takes an ACCESS EXCLUSIVE lock, and only
+-- where RLS is off, on ocr-pool's own tables; under the runner's lock timeout
+-- and retries. Idempotent: GRANT / REVOKE / ALTER ... SET are no-ops when
+-- already in place.
 
+-- step: the record of created tables (a database whose 0001 predates it)
+CREATE TABLE IF NOT EXISTS ocr_pool_created_tables (
+    relid      regclass    PRIMARY KEY,
+    table_name text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- step: ocr_lockdown() and the lockdown of ocr-pool's objects
 CREATE OR REPLACE FUNCTION ocr_lockdown(
     p_api_roles     text[] DEFAULT ARRAY['anon', 'authenticated'],
     p_service_roles text[] DEFAULT ARRAY['service_role']
@@ -72,6 +84,7 @@ DECLARE
     v_leak       text;
     v_rels       oid[] := '{}';  -- everything locked down, for the final check
     v_routines   oid[] := '{}';
+    v_created    oid[];          -- shared tables ocr-pool created (0001)
     r            record;
     s            record;
 BEGIN
@@ -103,14 +116,21 @@ BEGIN
                   ERRCODE = 'invalid_function_definition';
     END IF;
 
-    -- Tables: ours by name or prefix, and the sequences they own.
+    -- Tables: ours by name or prefix, the shared ones ocr-pool created, and the
+    -- sequences they own. Pre-existing shared tables are not touched. (The record
+    -- is read first: the loop below alters ocr_pool_created_tables itself.)
+    SELECT coalesce(array_agg(t.relid::oid), '{}') INTO v_created
+    FROM ocr_pool_created_tables AS t;
     FOR r IN
         SELECT c.oid, c.relname, c.relrowsecurity
         FROM pg_class AS c
         WHERE c.relnamespace = v_ns
           AND c.relkind IN ('r', 'p')
-          AND (c.relname IN ('extraction_queue', 'extraction_status', 'ocr_pool_migrations')
-               OR c.relname LIKE 'ocr\_%')
+          AND (c.relname = 'ocr_pool_migrations'
+               OR c.relname LIKE 'ocr\_%'
+               -- a shared table only when ocr-pool created it
+               OR (c.relname IN ('extraction_queue', 'extraction_status')
+                   AND c.oid = ANY (v_created)))
         ORDER BY c.relname
     LOOP
         IF NOT r.relrowsecurity THEN
@@ -223,8 +243,9 @@ END
 $$;
 
 COMMENT ON FUNCTION ocr_lockdown(text[], text[]) IS
-    'Revokes from PUBLIC, anon and authenticated every privilege on ocr-pool tables, '
-    'sequences, views and functions, grants service_role what the pool uses, enables RLS '
-    'and security_invoker views. Later migrations end with SELECT * FROM ocr_lockdown().';
+    'Revokes from PUBLIC, anon and authenticated every privilege on ocr-pool tables '
+    '(shared tables only if ocr-pool created them), sequences, views and functions, grants '
+    'service_role what the pool uses, enables RLS and security_invoker views. Later '
+    'migration steps end with SELECT * FROM ocr_lockdown().';
 
 SELECT * FROM ocr_lockdown();

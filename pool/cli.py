@@ -19,6 +19,7 @@ from pool.console import die, err, out
 from pool.fleet_view import pools_or_error, pools_table
 from pool.gemini_cli import gemini_or_error, gemini_table
 from pool.gemini_cli import register as register_gemini
+from pool.lockdown_cli import register as register_lockdown
 from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
 from pool.simulator_cli import register as register_simulator
 from workers.store import DocumentSource, SourceStats, StoreError
@@ -55,12 +56,15 @@ def migrate(
     print_sql: Annotated[
         bool, typer.Option("--print-sql", help="Print all migrations as one script and exit.")
     ] = False,
+    lock_timeout_ms: Annotated[
+        int, typer.Option(min=1, help="Longest wait for a table lock before a retry (ms).")
+    ] = 200,
 ) -> None:
     """Create or upgrade the queue table, its SQL functions and dashboard views."""
     if print_sql:
         from migrations import combined_sql
 
-        sys.stdout.write(combined_sql())
+        sys.stdout.write(combined_sql(lock_timeout_ms))
         return
     from pool.migrate import migrate_environments
 
@@ -68,7 +72,9 @@ def migrate(
 
     async def main() -> None:
         envs = [settings.environment(env)] if env else settings.require_queue()
-        lines, problems = await migrate_environments(envs)
+        lines, problems = await migrate_environments(
+            envs, lock_timeout_ms, lambda line: err.print(line, markup=False, highlight=False)
+        )
         for line in lines:
             out.print(line, markup=False, highlight=False)
         for problem in problems:
@@ -288,6 +294,7 @@ def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
 register_capacity(app)
 register_gemini(app)
 register_simulator(app)
+register_lockdown(app)
 
 
 @app.command()

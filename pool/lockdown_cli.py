@@ -1,0 +1,104 @@
+"""`ocr-pool lockdown`: lock down the shared tables too, on request.
+
+The migrations lock down ocr-pool's own objects, and the shared tables
+(`extraction_queue`, `extraction_status`) only when ocr-pool created them; a
+pre-existing one is left as it was, because other programs may read or write it
+with the anon or authenticated key. This command is the explicit step that
+takes that access away: row level security on, every privilege of PUBLIC,
+`anon` and `authenticated` revoked (on the table and its sequences), DML granted
+to `service_role`, policies left in place; then `ocr_lockdown()` for ocr-pool's
+own objects. Each table is one short transaction under the lock timeout,
+retried, that checks itself before it commits.
+
+`--check` changes nothing: it reports, and exits 1 if PUBLIC, anon or
+authenticated can use a shared table or an ocr-pool object, 0 if not.
+
+`pool/cli.py` calls `register(app)`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+import asyncpg
+import typer
+
+from migrations.exposure import LockdownError, check, lock_down, pin_schema
+from migrations.runner import DEFAULT_LOCK_TIMEOUT_MS, LockPolicy, MigrationError
+from pool.console import die, err, out
+from pool.migrate import connect_direct, no_direct_url
+from pool.settings import QueueEnvironment, SettingsError, load_settings
+from workers.store import StoreError
+
+
+async def lockdown_environments(
+    envs: list[QueueEnvironment], check_only: bool, lock_timeout_ms: int
+) -> tuple[list[str], list[str], bool]:
+    """(report lines, problems, exposed). `exposed` is what `--check` found, or,
+    when applying, whether anything was exposed before (informational)."""
+    lines: list[str] = []
+    problems: list[str] = []
+    exposed = False
+    policy = LockPolicy(lock_timeout_ms=lock_timeout_ms)
+    for env in envs:
+        if env.database_url is None:
+            problems.append(no_direct_url(env, "then run `ocr-pool lockdown` again"))
+            continue
+        conn = await connect_direct(env)
+        try:
+            await pin_schema(conn)
+            if check_only:
+                found, env_exposed = await check(conn, env.name)
+                exposed = exposed or env_exposed
+            else:
+                found, retries = await lock_down(conn, env.name, policy)
+                if retries:
+                    found.append(f"{env.name}: {retries} lock retries")
+            lines.extend(found)
+        except (LockdownError, MigrationError) as exc:
+            raise StoreError(str(exc)) from None
+        except asyncpg.PostgresError as exc:
+            message = str(exc).strip().replace("\n", " ")
+            raise StoreError(f"{env.name}: lockdown: {exc.sqlstate} {message}") from None
+        finally:
+            await conn.close()
+    return lines, problems, exposed
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `lockdown` command to `app`."""
+
+    @app.command("lockdown")
+    def lockdown(
+        env: Annotated[
+            str | None, typer.Option(help="Only this environment (default: all).")
+        ] = None,
+        check_only: Annotated[
+            bool,
+            typer.Option("--check", help="Only report; exit 1 if anything is exposed, 0 if not."),
+        ] = False,
+        lock_timeout_ms: Annotated[
+            int,
+            typer.Option(min=1, help="Longest wait for a table lock before a retry (ms)."),
+        ] = DEFAULT_LOCK_TIMEOUT_MS,
+    ) -> None:
+        """Revoke anon/authenticated/PUBLIC on the shared tables too (RLS on, service_role kept)."""
+        try:
+            settings = load_settings()
+            envs = [settings.environment(env)] if env else settings.require_queue()
+        except SettingsError as exc:
+            die(str(exc), 2)
+
+        try:
+            lines, problems, exposed = anyio.run(
+                lockdown_environments, envs, check_only, lock_timeout_ms
+            )
+        except StoreError as exc:
+            die(str(exc), 1)
+        for line in lines:
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        for problem in problems:
+            err.print(f"ocr-pool: {problem}", markup=False, highlight=False, soft_wrap=True)
+        if problems or (check_only and exposed):
+            raise typer.Exit(1)
