@@ -5,8 +5,9 @@
 -- "inscriptions"}]} plus what ocr-pool adds), an acte's pages and flags. The text
 -- columns keep their production meaning (`--- Page N ---` pages, raw and boosted).
 --
--- `ocr_complete` and the result cache take and give the new column. Old callers
--- keep working: the new parameter is last and optional.
+-- `ocr_complete_structured`, `ocr_cache_fetch` and `ocr_cache_store` are 0002's
+-- `ocr_complete` and 0004's `ocr_cache_get` / `ocr_cache_put` with the new column;
+-- those keep working unchanged for callers of an earlier release.
 --
 -- Live-table discipline (see migrations/__init__.py): each step is its own short
 -- transaction under a lock timeout, retried; only the first one touches
@@ -20,33 +21,16 @@ ALTER TABLE extraction_queue ADD COLUMN IF NOT EXISTS file_content_json jsonb;
 ALTER TABLE ocr_result_cache ADD COLUMN IF NOT EXISTS file_content_json jsonb;
 
 -- step: functions taking and giving the structured result
--- The previous signatures are dropped, not overloaded: a call naming only the old
--- parameters must resolve to exactly one function.
-DO $$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN
-        SELECT p.oid::regprocedure AS signature
-        FROM pg_proc AS p
-        WHERE p.pronamespace = current_schema()::regnamespace
-          AND ((p.proname = 'ocr_complete' AND p.pronargs = 5)
-               OR (p.proname = 'ocr_cache_put' AND p.pronargs = 4)
-               OR (p.proname = 'ocr_cache_get'
-                   AND NOT EXISTS (SELECT 1 FROM unnest(p.proargnames) AS a(name)
-                                   WHERE a.name = 'file_content_json')))
-    LOOP
-        EXECUTE format('DROP FUNCTION %s', r.signature);
-    END LOOP;
-END
-$$;
-
+-- New names rather than new signatures of 0002's and 0004's functions: those stay as
+-- they are, for pools of an earlier release still running during an upgrade, and so
+-- that re-running any earlier file (a re-paste in the SQL editor) can never create a
+-- second overload that makes a call ambiguous.
 -- Write the result and mark the row OCR-complete (5), only while the caller
 -- holds the lease. False means refused: the result is discarded. A text the
 -- table's indexes refuse (a full-text index's tsvector is limited to 1 MB)
 -- raises program_limit_exceeded (54000): the caller fails the document for good,
 -- since the same text would be refused again.
-CREATE OR REPLACE FUNCTION ocr_complete(
+CREATE OR REPLACE FUNCTION ocr_complete_structured(
     p_id                   extraction_queue.id%TYPE,
     p_worker               text,
     p_lease_token          uuid,
@@ -77,7 +61,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION ocr_cache_get(p_sha256 text, p_pipeline text)
+CREATE OR REPLACE FUNCTION ocr_cache_fetch(p_sha256 text, p_pipeline text)
 RETURNS TABLE (file_content text, boosted_file_content text, file_content_json jsonb)
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -95,7 +79,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION ocr_cache_put(
+CREATE OR REPLACE FUNCTION ocr_cache_store(
     p_sha256               text,
     p_pipeline             text,
     p_file_content         text,

@@ -13,10 +13,17 @@ from redis.asyncio import Redis
 
 from gemini_simulator import SimulatorConfig, run_simulator
 from gemini_simulator.server import Simulator
-from pool.samples import index_lines, write_pdf
+from pool.samples import (
+    SampleIndexPage,
+    index_lines,
+    index_page_lines,
+    sample_index_page,
+    write_pdf,
+)
 from ratelimit import GeminiLimiter, LimiterConfig, Quota
 from workers.errors import GeminiBlocked, GeminiJobError, ServiceUnavailable
 from workers.gemini import (
+    AnswerCut,
     GeminiClient,
     GeminiRejected,
     GeminiRequest,
@@ -66,6 +73,14 @@ def pdf_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def index_pdf(tmp_path: Path) -> tuple[Path, SampleIndexPage]:
+    path = tmp_path / "index.pdf"
+    page = sample_index_page(11, 8)
+    write_pdf(path, [index_page_lines(page)])
+    return path, page
+
+
+@pytest.fixture
 def pdf_bytes(pdf_path: Path) -> bytes:
     return pdf_path.read_bytes()
 
@@ -92,23 +107,57 @@ async def test_inline_pdf_answer_and_reconciliation(pdf_bytes: bytes, redis_pref
     assert stats.actual == record.input_tokens
 
 
-async def test_schema_answer_is_validated(pdf_path: Path, redis_prefix: str) -> None:
-    doc = pymupdf.open(pdf_path)
+def page_image(path: Path) -> Image:
+    doc = pymupdf.open(path)
     pix = doc[0].get_pixmap(matrix=pymupdf.Matrix(1, 1), colorspace=pymupdf.csGRAY, alpha=False)
     png, width, height = pix.tobytes("png"), pix.width, pix.height
     doc.close()
-    config = SimulatorConfig(port=0, latency_ms=1, corpus=(pdf_path,))
+    return Image(png, width, height)
+
+
+async def test_schema_answer_is_validated(
+    index_pdf: tuple[Path, SampleIndexPage], redis_prefix: str
+) -> None:
+    path, page = index_pdf
+    config = SimulatorConfig(port=0, latency_ms=1, corpus=(path,))
     async with run_simulator(config) as sim, client_for(sim, redis_prefix) as client:
         answer = await client.generate(
-            GeminiRequest(
-                model=MODEL,
-                parts=(Text("Page 1."), Image(png, width, height)),
-                schema=IndexPage,
-            )
+            GeminiRequest(model=MODEL, parts=(Text("Page 1."), page_image(path)), schema=IndexPage)
         )
-    assert isinstance(answer.parsed, IndexPage)
-    numbers = [line.numero_publication for line in answer.parsed.lignes]
-    assert numbers == [line.split(" | ")[3] for line in index_lines(1, 8)]
+    assert answer.parsed == page.as_index_page()
+
+
+async def test_a_cut_answer_is_never_returned(
+    index_pdf: tuple[Path, SampleIndexPage], redis_prefix: str
+) -> None:
+    """MAX_TOKENS is never an answer, even when the cut text happens to be valid: the client
+    raises AnswerCut carrying the text so far and what the request cost, once, no retry."""
+    path, page = index_pdf
+    config = SimulatorConfig(port=0, latency_ms=1, corpus=(path,))
+    whole = page.as_index_page().model_dump_json()
+    async with run_simulator(config) as sim, client_for(sim, redis_prefix) as client:
+        request = GeminiRequest(
+            model=MODEL,
+            parts=(Text("Page 1."), page_image(path)),
+            schema=IndexPage,
+            max_output_tokens=60,
+            what="index page 1/1",
+        )
+        with pytest.raises(AnswerCut, match="cut its answer to index page 1/1 at max_output_t"):
+            await client.generate(request)
+        text = GeminiRequest(
+            model=MODEL, parts=(Text("Le vendeur déclare " * 40),), max_output_tokens=10
+        )
+        with pytest.raises(AnswerCut) as cut:
+            await client.generate(text)
+        calls = [r for r in sim.records() if r.endpoint == "generateContent"]
+    assert [r.finish_reason for r in calls] == ["MAX_TOKENS", "MAX_TOKENS"]
+    assert cut.value.text == ("Le vendeur déclare " * 40)[:40]
+    assert (cut.value.calls, cut.value.output_tokens, cut.value.max_output_tokens) == (1, 10, 10)
+    assert cut.value.input_tokens == calls[-1].input_tokens
+    assert not cut.value.permanent  # left uncaught, the attempt is retried later
+    assert client.stats.cut_answers == 2
+    assert len(whole) > 60 * 4  # the page really did not fit
 
 
 @pytest.mark.parametrize("fault", ["fault_5xx", "fault_malformed", "fault_bad_json"])

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ratelimit.estimate import estimate_input_tokens, image_tokens, text_tokens
+from workers.boost import rules_digest
 from workers.errors import DocumentError, GeminiJobError, JobError, PermanentJobError
 from workers.gemini import (
     Failure,
@@ -136,7 +137,9 @@ def test_pdf_part_needs_exactly_one_source() -> None:
 
 def test_pipeline_keys_name_version_prompts_and_models() -> None:
     models = Models(index="gemini-a", acte_extract="gemini-b", acte_boost="gemini-c")
-    assert index.pipeline_key(models) == f"index:v{index.VERSION}.{prompts_digest()}:gemini-a"
+    assert index.pipeline_key(models) == (
+        f"index:v{index.VERSION}.{prompts_digest()}.{rules_digest()}:gemini-a"
+    )
     assert acte.pipeline_key(models).endswith(":gemini-b+gemini-c")
     other = Models(index="gemini-z", acte_extract="gemini-b", acte_boost="gemini-y")
     assert index.pipeline_key(other) != index.pipeline_key(models)

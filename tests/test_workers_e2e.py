@@ -18,10 +18,19 @@ import pytest
 
 from gemini_simulator import SimulatorConfig, run_simulator
 from pool.runtime import Runtime, open_runtime
-from pool.samples import INDEX_COLUMNS, acte_paragraphs, index_lines, write_pdf
+from pool.samples import (
+    SampleIndexPage,
+    acte_document,
+    index_document,
+    index_lines,
+    index_page_lines,
+    write_pdf,
+)
 from pool.settings import Settings, load_settings
 from tests.support.pool_run import run_until_idle
 from tests.support.sql import Q
+from workers.pipelines.index_text import parse_index_text
+from workers.pipelines.pages import split_pages
 from workers.store import DocumentSource, Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -34,7 +43,7 @@ MAX_PAGES = 6
 @dataclass
 class Corpus:
     directory: Path
-    index: dict[Path, list[list[str]]] = field(default_factory=dict)
+    index: dict[Path, list[SampleIndexPage]] = field(default_factory=dict)
     acte: dict[Path, list[list[str]]] = field(default_factory=dict)
 
 
@@ -42,15 +51,15 @@ def make_corpus(directory: Path, n_index: int, n_acte: int, seed: int = 0) -> Co
     corpus = Corpus(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for n in range(n_index):
-        pages = [index_lines(seed + 1000 * n + p, 18) for p in range(3)]
+        pages = index_document(seed + 1000 * n, 3, 14)
         path = directory / f"index-{n:02d}.pdf"
-        write_pdf(path, pages)
+        write_pdf(path, [index_page_lines(p) for p in pages])
         corpus.index[path] = pages
     for n in range(n_acte):
-        pages = [acte_paragraphs(seed + 1000 * n + 500 + p, 6 + p) for p in range(3)]
+        lines = acte_document(seed + 1000 * n + 500, 3, 6 + n % 3)
         path = directory / f"acte-{n:02d}.pdf"
-        write_pdf(path, pages)
-        corpus.acte[path] = pages
+        write_pdf(path, lines)
+        corpus.acte[path] = lines
     return corpus
 
 
@@ -151,35 +160,35 @@ async def outcome_rows(database_url: str) -> dict[str, asyncpg.Record]:
         await conn.close()
 
 
-def cells(line: str) -> dict[str, str | None]:
-    parts = [c.strip() for c in line.split(" | ")]
-    return {name: (parts[i] or None) for i, name in enumerate(INDEX_COLUMNS)}
+def check_index_content(row: asyncpg.Record, pages: list[SampleIndexPage]) -> None:
+    """The raw text reads back as the pages say; the structure is the boosted reading."""
+    raw = parse_index_text(row["file_content"])
+    assert [p.pageNumber for p in raw] == list(range(1, len(pages) + 1))
+    for got, sample in zip(raw, pages, strict=True):
+        assert got.metadata == sample.metadata
+        assert got.inscriptions == sample.inscriptions
+    structured = json.loads(row["file_content_json"])
+    assert structured["type"] == "index"
+    assert structured["page_count"] == len(pages)
+    boosted = parse_index_text(row["boosted_file_content"])
+    assert [p.model_dump() for p in boosted] == structured["pages"]
 
 
-def check_index_content(content: str, pages: list[list[str]]) -> None:
-    document = json.loads(content)
-    assert document["page_count"] == len(pages)
-    assert [p["page"] for p in document["pages"]] == list(range(1, len(pages) + 1))
-    for page, lines in zip(document["pages"], pages, strict=True):
-        assert not page["page_illisible"]
-        expected = [cells(line) for line in lines]
-        got = [
-            {name: line[name] for name in ("date", "parties", "nature", "numero_publication")}
-            for line in page["lignes"]
-        ]
-        assert got == [
-            {name: e[name] for name in ("date", "parties", "nature", "numero_publication")}
-            for e in expected
-        ]
-        assert [line["radiation"] for line in page["lignes"]] == [e["radiation"] for e in expected]
-
-
-def check_acte_content(raw: str, boosted: str, pages: list[list[str]]) -> None:
-    flat_boosted = " ".join(boosted.split())
-    for lines in pages:
+def check_acte_content(row: asyncpg.Record, pages: list[list[str]]) -> None:
+    raw, boosted = row["file_content"], row["boosted_file_content"]
+    raw_pages, boosted_pages = split_pages(raw).pages, split_pages(boosted).pages
+    assert [n for n, _ in raw_pages] == list(range(1, len(pages) + 1))
+    assert [n for n, _ in boosted_pages] == list(range(1, len(pages) + 1))
+    for (_, raw_text), (_, boosted_text), lines in zip(
+        raw_pages, boosted_pages, pages, strict=True
+    ):
+        flat_boosted = " ".join(boosted_text.split())
         for line in lines:
-            assert line in raw
+            assert line in raw_text
             assert " ".join(line.split()) in flat_boosted
+    structured = json.loads(row["file_content_json"])
+    assert structured["type"] == "acte"
+    assert structured["pages"] == list(range(1, len(pages) + 1))
 
 
 def calls_by_model(log: list[Any]) -> Counter[str]:
@@ -206,11 +215,11 @@ async def test_forty_documents_complete_and_bad_ones_fail_clearly(
             for path, pages in corpus.index.items():
                 row = rows[path.name]
                 assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-                check_index_content(row["file_content"], pages)
+                check_index_content(row, pages)
             for path, pages in corpus.acte.items():
                 row = rows[path.name]
                 assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-                check_acte_content(row["file_content"], row["boosted_file_content"], pages)
+                check_acte_content(row, pages)
             for name, (_, words) in bad.items():
                 row = rows[name]
                 assert row["status_id"] == Status.ERROR, name
@@ -257,6 +266,7 @@ async def test_forty_documents_complete_and_bad_ones_fail_clearly(
                     assert copy["status_id"] == Status.OCR_COMPLETE
                     assert copy["file_content"] == rows[path.name]["file_content"]
                     assert copy["boosted_file_content"] == rows[path.name]["boosted_file_content"]
+                    assert copy["file_content_json"] == rows[path.name]["file_content_json"]
 
         holders = await runtime.redis.hlen(f"{redis_prefix}server:{settings.ocr_server_id}:workers")
         left = await runtime.redis.hgetall(f"{redis_prefix}server:{settings.ocr_server_id}:workers")
@@ -297,11 +307,11 @@ async def test_faults_and_quota_never_fail_a_document(
     for path, pages in corpus.index.items():
         row = rows[path.name]
         assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-        check_index_content(row["file_content"], pages)
+        check_index_content(row, pages)
     for path, pages in corpus.acte.items():
         row = rows[path.name]
         assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-        check_acte_content(row["file_content"], row["boosted_file_content"], pages)
+        check_acte_content(row, pages)
     for row in rows.values():  # a 429 never costs a document an attempt
         assert "429" not in (row["ocr_error"] or ""), row["ocr_error"]
     print(f"\nsimulator statuses {dict(statuses)}, faults {dict(faults)}")
@@ -326,7 +336,7 @@ async def test_large_acte_goes_through_the_files_api(
     for path, pages in corpus.acte.items():
         row = rows[path.name]
         assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-        check_acte_content(row["file_content"], row["boosted_file_content"], pages)
+        check_acte_content(row, pages)
     assert endpoints["files.create"] == 3, endpoints
     assert endpoints["files.delete"] == 3, endpoints
     assert endpoints["generateContent"] == 6, endpoints

@@ -85,7 +85,7 @@ SET LOCAL ROLE ocr_test_rls_probe;
 
 -- name: outcome_rows
 SELECT supabase_path, document_source, status_id, ocr_attempts, ocr_error,
-       file_content, boosted_file_content
+       file_content, boosted_file_content, file_content_json::text AS file_content_json
 FROM extraction_queue ORDER BY supabase_path;
 
 -- name: truncate_queue_and_cache

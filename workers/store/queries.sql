@@ -12,9 +12,9 @@ SELECT * FROM ocr_claim(p_worker => $1, p_source => $2, p_lease_seconds => $3);
 SELECT ocr_heartbeat(p_id => $1, p_worker => $2, p_lease_token => $3, p_lease_seconds => $4);
 
 -- name: complete
-SELECT ocr_complete(p_id => $1, p_worker => $2, p_lease_token => $3,
-                    p_file_content => $4, p_boosted_file_content => $5,
-                    p_file_content_json => $6::jsonb);
+SELECT ocr_complete_structured(p_id => $1, p_worker => $2, p_lease_token => $3,
+                               p_file_content => $4, p_boosted_file_content => $5,
+                               p_file_content_json => $6::jsonb);
 
 -- name: fail
 SELECT ocr_fail(p_id => $1, p_worker => $2, p_lease_token => $3, p_error => $4,
@@ -40,11 +40,11 @@ SELECT * FROM ocr_enqueue(p_source => $1, p_paths => $2, p_priorities => $3,
                           p_max_attempts => $4);
 
 -- name: cache_get
-SELECT * FROM ocr_cache_get(p_sha256 => $1, p_pipeline => $2);
+SELECT * FROM ocr_cache_fetch(p_sha256 => $1, p_pipeline => $2);
 
 -- name: cache_put
-SELECT ocr_cache_put(p_sha256 => $1, p_pipeline => $2, p_file_content => $3,
-                     p_boosted_file_content => $4, p_file_content_json => $5::jsonb);
+SELECT ocr_cache_store(p_sha256 => $1, p_pipeline => $2, p_file_content => $3,
+                       p_boosted_file_content => $4, p_file_content_json => $5::jsonb);
 
 -- name: record_allocation
 SELECT ocr_record_allocation(p_pool_id => $1, p_server_id => $2, p_pool_size => $3,

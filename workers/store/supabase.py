@@ -124,7 +124,7 @@ class SupabaseStore:
             "p_file_content_json": file_content_json,
         }
         try:
-            return bool(await self._rpc("ocr_complete", params))
+            return bool(await self._rpc("ocr_complete_structured", params))
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, APIError) and cause.code == PROGRAM_LIMIT_EXCEEDED:
@@ -191,7 +191,7 @@ class SupabaseStore:
         ]
 
     async def cached_result(self, sha256: str, pipeline: str) -> CachedResult | None:
-        rows = await self._rpc("ocr_cache_get", {"p_sha256": sha256, "p_pipeline": pipeline})
+        rows = await self._rpc("ocr_cache_fetch", {"p_sha256": sha256, "p_pipeline": pipeline})
         return CachedResult.from_row(rows[0]) if rows else None
 
     async def store_result(
@@ -203,7 +203,7 @@ class SupabaseStore:
         file_content_json: dict[str, Any] | None = None,
     ) -> None:
         await self._rpc(
-            "ocr_cache_put",
+            "ocr_cache_store",
             {
                 "p_sha256": sha256,
                 "p_pipeline": pipeline,
