@@ -130,3 +130,14 @@ SELECT id, count(*)::int AS n FROM test_completions GROUP BY id;
 
 -- name: unwatch_completions
 DROP TRIGGER IF EXISTS test_log_completion ON extraction_queue;
+
+-- name: add_full_text_indexes
+-- The registre extractor's French full-text indexes on both content columns.
+CREATE INDEX test_fc_fts ON extraction_queue USING gin (to_tsvector('french', file_content))
+    WHERE file_content IS NOT NULL;
+CREATE INDEX test_bfc_fts ON extraction_queue USING gin (to_tsvector('french', boosted_file_content))
+    WHERE boosted_file_content IS NOT NULL;
+
+-- name: drop_full_text_indexes
+DROP INDEX IF EXISTS test_fc_fts;
+DROP INDEX IF EXISTS test_bfc_fts;
