@@ -8,6 +8,12 @@ that after the migrations neither API role can read, write or execute anything
 of ours, that the service role (the Supabase adapter's key) and the owner (a
 direct connection) still run the pool, and that the lockdown survives re-runs
 and covers what later migrations add.
+
+The shared tables (`extraction_queue`, `extraction_status`) are locked down with
+the rest when ocr-pool created them. When they existed before ocr-pool (another
+program's tables), the migrations leave them exactly as they were, report what
+the API roles can do on them, and only `lock_down` (`ocr-pool lockdown`) changes
+that.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from migrations import discover, load_queries
-from migrations.runner import apply_migrations
+from migrations import Migration, discover, load_queries
+from migrations.exposure import check, exposure_report, lock_down, pin_schema
+from migrations.runner import LockPolicy, apply_migrations
+from migrations.steps import split_steps
 from tests.support.databases import ADMIN_URL, temporary_database_async
 from tests.support.postgrest import serve_postgrest
 from workers.store import AllocationRecord, DocumentSource, StoreError
@@ -31,6 +39,10 @@ from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 L = load_queries(Path(__file__).parent / "support" / "lockdown.sql")
+S = load_queries(Path(__file__).parent / "support" / "live_migration.sql")
+ORIGINAL = load_queries(Path(__file__).parent / "support" / "original_shape.sql")
+EARLIER_RELEASE = Path(__file__).parent / "support" / "release_1b66f58"
+SHARED = {"extraction_queue", "extraction_status"}
 KEY = "lockdown-test-key"
 API_ROLES = ("anon", "authenticated")
 SERVICE_ROLE = "service_role"
@@ -38,6 +50,7 @@ TABLES = {
     "extraction_queue",
     "extraction_status",
     "ocr_pool_migrations",
+    "ocr_pool_created_tables",
     "ocr_result_cache",
     "ocr_pool_allocations",
 }
@@ -304,9 +317,10 @@ async def test_rerunning_the_migrations_keeps_the_lockdown() -> None:
     async with supabase_database() as url:
         async with connect_as(url) as owner:
             assert (await apply_migrations(owner)).applied == []
-            # The SQL-editor path: every file pasted again, in order.
-            for migration in discover():
-                await owner.execute(migration.sql)
+            # The lockdown's steps again (a retry, the SQL editor's run of them).
+            (lockdown,) = [m for m in discover() if m.name == "lockdown"]
+            for step in split_steps(lockdown.sql):
+                await owner.execute(step.sql)
         await assert_locked(url)
 
         # Re-running 0003 alone re-creates the views without security_invoker
@@ -392,3 +406,144 @@ async def test_runs_where_the_supabase_roles_do_not_exist() -> None:
             assert await store.complete(job, "ok")
         finally:
             await store.close()
+
+
+# --- Pre-existing shared tables ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def supabase_database_with_original(variant: str = "rls_off") -> AsyncIterator[str]:
+    """A Supabase-shaped database where the registre extractor's tables (original_shape.sql)
+    exist before any migration of ours (their grants: Supabase's defaults and the fixture's)."""
+    await _ensure_supabase_roles()
+    async with temporary_database_async(migrate=False) as url:
+        async with connect_as(url) as owner:
+            await owner.execute(L["supabase_default_privileges"])
+            await owner.execute(ORIGINAL["schema"])
+            await owner.execute(ORIGINAL["rows"])
+            await owner.execute(ORIGINAL[f"access_{variant}"])
+        yield url
+
+
+async def access_snapshot(url: str) -> list[tuple[object, ...]]:
+    async with connect_as(url) as owner:
+        return [tuple(r) for r in await owner.fetch(S["access_snapshot"])]
+
+
+async def assert_own_objects_locked(url: str) -> None:
+    """assert_locked for everything but the pre-existing shared tables."""
+    relations, functions = await catalog(url)
+    own = [r for r in relations if r["name"] not in SHARED]
+    assert {r["name"] for r in own if r["kind"] == "r"} == TABLES - SHARED
+    async with connect_as(url) as conn:
+        for role in ("public", *API_ROLES):
+            touchable = [
+                r["name"] for r in own if await conn.fetchval(L["can_touch"], role, r["name"])
+            ]
+            assert touchable == [], role
+            runnable = [
+                f["signature"]
+                for f in functions
+                if await conn.fetchval(L["can_execute"], role, f["oid"])
+            ]
+            assert runnable == [], role
+        for r in own:
+            if r["kind"] == "r":
+                assert r["rls"], r["name"]
+
+
+@pytest.mark.parametrize("variant", ["rls_off", "rls_on"])
+async def test_pre_existing_shared_tables_are_left_exactly_as_they_were(variant: str) -> None:
+    async with supabase_database_with_original(variant) as url:
+        before = await access_snapshot(url)
+        async with connect_as(url, "authenticated") as user:
+            seen_before = [tuple(r) for r in await user.fetch(S["seen_queue"])]
+        assert len(seen_before) == 48  # the fixture lets authenticated read every row
+        async with connect_as(url) as owner:
+            await apply_migrations(owner)
+            assert await owner.fetch(S["created_tables"]) == []
+            report = await exposure_report(owner, "prod")
+            # A later migration's ocr_lockdown() leaves them alone too.
+            locked = {r["object_name"] for r in await owner.fetch(L["lockdown"])}
+            assert not locked & SHARED
+        assert await access_snapshot(url) == before  # ACLs, RLS flags, policies
+        async with connect_as(url, "authenticated") as user:
+            assert [tuple(r) for r in await user.fetch(S["seen_queue"])] == seen_before
+        await assert_own_objects_locked(url)
+
+    # The report says what anon and authenticated can do, and who changes it.
+    assert report[0] == (
+        "prod: extraction_queue existed before ocr-pool and is left as it was "
+        "(only `ocr-pool lockdown` changes that); what the API roles can do on it:"
+    )
+    queue = {line.split()[0]: line for line in report[1:4]}
+    assert queue.keys() == {"PUBLIC", "anon", "authenticated"}
+    assert queue["PUBLIC"].endswith("nothing")
+    if variant == "rls_off":
+        assert queue["anon"].endswith("ALL; RLS off: every row")
+    else:
+        assert "ALL; RLS on, none of its 2 policies applies: no rows" in queue["anon"]
+        assert "ALL; RLS on: the rows 2 of 2 policies allow" in queue["authenticated"]
+
+
+async def test_lockdown_command_locks_pre_existing_tables_and_keeps_their_policies() -> None:
+    async with supabase_database_with_original("rls_on") as url:
+        async with connect_as(url) as owner:
+            await apply_migrations(owner)
+            await pin_schema(owner)
+            lines, exposed = await check(owner, "prod")
+            assert exposed
+            assert "prod: extraction_queue (pre-existing) is exposed:" in lines
+            policies_before = [r["policies"] for r in await owner.fetch(S["access_snapshot"])]
+            changed, _ = await lock_down(owner, "prod", LockPolicy())
+            assert changed[0] == (
+                "prod: extraction_queue: revoked from anon: ALL; revoked from authenticated: ALL "
+                "(its 2 policies kept)"
+            )
+            assert changed[1].startswith("prod: extraction_status: revoked from anon: ALL;")
+            lines, exposed = await check(owner, "prod")
+            assert not exposed, lines
+            assert await exposure_report(owner, "prod") == [
+                "prod: no exposure: PUBLIC, anon and authenticated can do nothing on "
+                "extraction_queue, extraction_status"
+            ]
+            snapshot = await owner.fetch(S["access_snapshot"])
+            assert [r["policies"] for r in snapshot] == policies_before  # untouched
+            assert all(r["rls"] for r in snapshot)
+            again, _ = await lock_down(owner, "prod", LockPolicy())
+            assert again[:2] == [
+                "prod: extraction_queue: already locked down",
+                "prod: extraction_status: already locked down",
+            ]
+        for role in API_ROLES:
+            async with connect_as(url, role) as conn:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.fetch(S["seen_queue"])
+        async with connect_as(url, SERVICE_ROLE) as service:
+            assert len(await service.fetch(S["seen_queue"])) == 48
+            await service.execute(S["live_insert"], "by-service")
+        await assert_locked(url)
+
+
+async def test_shared_tables_of_an_earlier_release_count_as_pre_existing() -> None:
+    """A database whose 0001 ran before the record existed: its shared tables are not
+    locked down by the new 0006 (no guess that ocr-pool made them), but reported."""
+    await _ensure_supabase_roles()
+    async with temporary_database_async(migrate=False) as url:
+        old_0001 = (EARLIER_RELEASE / "0001_queue_table.sql").read_text("utf-8")
+        earlier = [
+            Migration(1, "queue_table", old_0001),
+            *(m for m in discover() if 2 <= m.version <= 5),
+        ]
+        async with connect_as(url) as owner:
+            await owner.execute(L["supabase_default_privileges"])
+            await apply_migrations(owner, migrations=earlier)
+            before = [tuple(r) for r in await owner.fetch(S["access_snapshot"])]
+            report = await apply_migrations(owner)
+            assert report.kept == ["0001_queue_table"]
+            assert "0006_lockdown" in report.applied
+            assert [tuple(r) for r in await owner.fetch(S["access_snapshot"])] == before
+            lines = await exposure_report(owner, "dev")
+        assert lines[0].startswith("dev: extraction_queue existed before ocr-pool")
+        assert any(line.split()[:1] == ["anon"] and "ALL; RLS off" in line for line in lines)
+        await assert_own_objects_locked(url)

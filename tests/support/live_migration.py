@@ -195,3 +195,23 @@ async def run_live_migration(
         for conn in conns:
             await conn.close()
     return figures
+
+
+async def exposed_own_objects(conn: asyncpg.Connection) -> list[str]:
+    """ocr-pool's own relations (not the shared tables) and functions that PUBLIC, anon
+    or authenticated can use, by tests/support/lockdown.sql's own probes."""
+    found: list[str] = []
+    relations = [
+        r
+        for r in await conn.fetch(L["ocr_relations"])
+        if r["name"] not in ("extraction_queue", "extraction_status")
+    ]
+    functions = await conn.fetch(L["ocr_functions"])
+    for role in ("public", "anon", "authenticated"):
+        for r in relations:
+            if await conn.fetchval(L["can_touch"], role, r["name"]):
+                found.append(f"{role} on {r['name']}")
+        for f in functions:
+            if await conn.fetchval(L["can_execute"], role, f["oid"]):
+                found.append(f"{role} on {f['signature']}")
+    return found
