@@ -27,7 +27,11 @@ def inscription(**changes: object) -> Inscription:
 
 
 def page(number: int = 1, *inscriptions: Inscription, **metadata: str | None) -> IndexPageResult:
-    meta = {"circonscription": "Québec", "cadastre": "Cadastre du Québec", "lot_number": "2 345"}
+    meta: dict[str, str | None] = {
+        "circonscription": "Québec",
+        "cadastre": "Cadastre du Québec",
+        "lot_number": "2 345",
+    }
     meta.update(metadata)
     return IndexPageResult(
         pageNumber=number, metadata=PageMetadata(**meta), inscriptions=list(inscriptions)

@@ -216,10 +216,10 @@ async def test_forty_documents_complete_and_bad_ones_fail_clearly(
                 row = rows[path.name]
                 assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
                 check_index_content(row, pages)
-            for path, pages in corpus.acte.items():
+            for path, deed in corpus.acte.items():
                 row = rows[path.name]
                 assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-                check_acte_content(row, pages)
+                check_acte_content(row, deed)
             for name, (_, words) in bad.items():
                 row = rows[name]
                 assert row["status_id"] == Status.ERROR, name
@@ -308,10 +308,10 @@ async def test_faults_and_quota_never_fail_a_document(
         row = rows[path.name]
         assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
         check_index_content(row, pages)
-    for path, pages in corpus.acte.items():
+    for path, deed in corpus.acte.items():
         row = rows[path.name]
         assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-        check_acte_content(row, pages)
+        check_acte_content(row, deed)
     for row in rows.values():  # a 429 never costs a document an attempt
         assert "429" not in (row["ocr_error"] or ""), row["ocr_error"]
     print(f"\nsimulator statuses {dict(statuses)}, faults {dict(faults)}")
@@ -333,10 +333,10 @@ async def test_large_acte_goes_through_the_files_api(
             await run_until_idle(runtime, {ACTE: 2}, within=120)
             rows = await outcome_rows(database)
         endpoints = Counter(r.endpoint for r in sim.records() if r.status < 300)
-    for path, pages in corpus.acte.items():
+    for path, deed in corpus.acte.items():
         row = rows[path.name]
         assert row["status_id"] == Status.OCR_COMPLETE, (path.name, row["ocr_error"])
-        check_acte_content(row, pages)
+        check_acte_content(row, deed)
     assert endpoints["files.create"] == 3, endpoints
     assert endpoints["files.delete"] == 3, endpoints
     assert endpoints["generateContent"] == 6, endpoints
