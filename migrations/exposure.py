@@ -78,7 +78,8 @@ def _privileges(names: Sequence[str]) -> str:
 
 
 def describe(access: Access) -> str:
-    """One grantee's access in a few words, e.g. "SELECT; RLS on: rows 1 of 2 policies allow"."""
+    """One grantee's access in a few words, e.g. "SELECT; RLS on: rows allowed by 1 of its
+    2 policies"."""
     if not access.exposed:
         return "nothing"
     what: list[str] = []
@@ -89,8 +90,8 @@ def describe(access: Access) -> str:
     if not access.rls:
         rows = "RLS off: every row"
     elif access.role_policies:
-        plural = "policy allows" if access.role_policies == 1 else "policies allow"
-        rows = f"RLS on: the rows {access.role_policies} of {access.policies} {plural}"
+        noun = "policy" if access.policies == 1 else "policies"
+        rows = f"RLS on: rows allowed by {access.role_policies} of its {access.policies} {noun}"
     elif access.policies:
         rows = f"RLS on, none of its {access.policies} policies applies: no rows"
     else:
@@ -294,7 +295,10 @@ async def lock_down(
     after = await read_access(conn, tables, roles)
     lines = [f"{env}: {lockdown_change(t.name, before, after)}" for t in tables]
     if own_before:
-        lines.append(f"{env}: ocr-pool's objects: took back {len(own_before)} grant(s)")
+        lines.append(
+            f"{env}: ocr-pool's objects: took back what PUBLIC, anon, authenticated could use "
+            f"({len(own_before)} role/object pairs)"
+        )
     else:
         lines.append(f"{env}: ocr-pool's objects: already locked down")
     return lines, retries

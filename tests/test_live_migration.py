@@ -149,7 +149,7 @@ async def test_migrate_keeps_the_originals_rows_and_access_and_lockdown_changes_
         if variant == "rls_off":
             assert "  anon           ALL; RLS off: every row" in report
         else:
-            assert "  authenticated  ALL; RLS on: the rows 2 of 2 policies allow" in report
+            assert "  authenticated  ALL; RLS on: rows allowed by 2 of its 2 policies" in report
 
         checked = await ocr_pool("lockdown", "--check", env=env, cwd=tmp_path)
         assert checked.returncode == 1, checked.stdout + checked.stderr

@@ -28,7 +28,19 @@ import asyncpg
 import pytest
 
 from migrations import Migration, discover, load_queries
-from migrations.exposure import check, exposure_report, lock_down, pin_schema
+from migrations.exposure import (
+    ALL_PRIVILEGES,
+    Access,
+    SharedTable,
+    check,
+    check_lines,
+    describe,
+    exposure_lines,
+    exposure_report,
+    lock_down,
+    lockdown_change,
+    pin_schema,
+)
 from migrations.runner import LockPolicy, apply_migrations
 from migrations.steps import split_steps
 from tests.support.databases import ADMIN_URL, temporary_database_async
@@ -483,7 +495,7 @@ async def test_pre_existing_shared_tables_are_left_exactly_as_they_were(variant:
         assert queue["anon"].endswith("ALL; RLS off: every row")
     else:
         assert "ALL; RLS on, none of its 2 policies applies: no rows" in queue["anon"]
-        assert "ALL; RLS on: the rows 2 of 2 policies allow" in queue["authenticated"]
+        assert "ALL; RLS on: rows allowed by 2 of its 2 policies" in queue["authenticated"]
 
 
 async def test_lockdown_command_locks_pre_existing_tables_and_keeps_their_policies() -> None:
@@ -547,3 +559,85 @@ async def test_shared_tables_of_an_earlier_release_count_as_pre_existing() -> No
         assert lines[0].startswith("dev: extraction_queue existed before ocr-pool")
         assert any(line.split()[:1] == ["anon"] and "ALL; RLS off" in line for line in lines)
         await assert_own_objects_locked(url)
+
+
+# --- The exposure report and the lockdown's account of itself (pure) -----------------------
+
+
+def test_describe_says_what_a_grantee_can_do_and_on_which_rows() -> None:
+    assert describe(Access("q", "PUBLIC", ())) == "nothing"
+    assert describe(Access("q", "anon", ALL_PRIVILEGES)) == "ALL; RLS off: every row"
+    assert (
+        describe(Access("q", "authenticated", ("SELECT",), rls=True, policies=3, role_policies=1))
+        == "SELECT; RLS on: rows allowed by 1 of its 3 policies"
+    )
+    assert (
+        describe(Access("q", "anon", ("SELECT", "TRUNCATE"), rls=True, policies=2))
+        == "SELECT, TRUNCATE; RLS on, none of its 2 policies applies: no rows "
+        "(but TRUNCATE ignores RLS)"
+    )
+    assert (
+        describe(Access("q", "anon", (), column_privileges=("SELECT",), rls=True))
+        == "SELECT on some columns; RLS on, no policy: no rows"
+    )
+
+
+def test_exposure_lines_name_each_exposed_table_and_its_grantees() -> None:
+    assert exposure_lines("prod", []) == []
+    quiet = [Access("extraction_queue", g, ()) for g in ("PUBLIC", "anon", "authenticated")]
+    assert exposure_lines("prod", quiet) == [
+        "prod: no exposure: PUBLIC, anon and authenticated can do nothing on extraction_queue"
+    ]
+    open_status = [
+        *quiet,
+        Access("extraction_status", "PUBLIC", ()),
+        Access("extraction_status", "anon", ("SELECT",), rls=True, policies=1, role_policies=1),
+    ]
+    assert exposure_lines("prod", open_status) == [
+        "prod: extraction_status existed before ocr-pool and is left as it was "
+        "(only `ocr-pool lockdown` changes that); what the API roles can do on it:",
+        "  PUBLIC         nothing",
+        "  anon           SELECT; RLS on: rows allowed by 1 of its 1 policy",
+    ]
+
+
+def test_lockdown_change_reports_revokes_grants_and_rls() -> None:
+    before = [
+        Access("t", "PUBLIC", ()),
+        Access("t", "anon", ALL_PRIVILEGES, policies=2),
+        Access("t", "authenticated", ("SELECT",), column_privileges=("UPDATE",), policies=2),
+        Access("t", "service_role", ("SELECT",), policies=2),
+    ]
+    after = [
+        Access("t", g, (), rls=True, policies=2) for g in ("PUBLIC", "anon", "authenticated")
+    ] + [
+        Access("t", "service_role", ("SELECT", "INSERT", "UPDATE", "DELETE"), rls=True, policies=2)
+    ]
+    assert lockdown_change("t", before, after) == (
+        "t: row level security on; revoked from anon: ALL; revoked from authenticated: "
+        "SELECT, UPDATE (columns); granted service_role INSERT, UPDATE, DELETE "
+        "(its 2 policies kept)"
+    )
+    assert lockdown_change("t", after, after) == "t: already locked down"
+
+
+def test_check_lines_exposed_when_a_table_or_an_own_object_is_usable() -> None:
+    tables = [SharedTable(1, "extraction_queue", created=False)]
+    closed = [Access("extraction_queue", "anon", (), rls=True)]
+    lines, exposed = check_lines("dev", tables, closed, [])
+    assert not exposed
+    assert lines == [
+        "dev: extraction_queue (pre-existing): nothing for PUBLIC, anon, authenticated (RLS on)",
+        "dev: ocr-pool's own objects: nothing for PUBLIC, anon, authenticated",
+    ]
+    own = [("anon", f"ocr_f{n}()") for n in range(7)]
+    lines, exposed = check_lines("dev", tables, closed, own)
+    assert exposed
+    assert lines[-1].endswith("anon on ocr_f4() and 2 more")
+    open_queue = [Access("extraction_queue", "anon", ("SELECT",))]
+    lines, exposed = check_lines("dev", tables, open_queue, [])
+    assert exposed
+    assert lines[:2] == [
+        "dev: extraction_queue (pre-existing) is exposed:",
+        "  anon           SELECT; RLS off: every row",
+    ]
