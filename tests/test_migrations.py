@@ -36,6 +36,7 @@ from migrations.runner import (
     with_lock_retries,
 )
 from migrations.steps import StepFormatError, split_steps
+from tests.support.live_migration import EARLIER_RELEASE, earlier_release
 from tests.support.sql import Q
 from workers.store import DocumentSource, Status
 from workers.store.postgres import PostgresStore
@@ -44,8 +45,6 @@ pytestmark = pytest.mark.anyio
 FreshDatabase = Callable[..., AbstractAsyncContextManager[str]]
 PRODUCTION_SHAPE = (Path(__file__).parent / "support" / "production_shape.sql").read_text()
 LM = load_queries(Path(__file__).parent / "support" / "runner.sql")
-# 0001 and 0006 as the release before the step format shipped them (git 1b66f58).
-EARLIER_RELEASE = Path(__file__).parent / "support" / "release_1b66f58"
 
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -351,18 +350,6 @@ def test_superseded_file_lists_the_earlier_release_texts() -> None:
 
 
 # --- The runner against a real database ------------------------------------------------
-
-
-def earlier_release() -> list[Migration]:
-    """The migrations as the release before the step format shipped them."""
-    old = {1: "0001_queue_table.sql", 6: "0006_lockdown.sql"}
-    return [
-        Migration(m.version, m.name, (EARLIER_RELEASE / old[m.version]).read_text("utf-8"))
-        if m.version in old
-        else m
-        for m in discover()
-        if m.version <= 6
-    ]
 
 
 async def test_a_database_of_the_earlier_release_keeps_0001_and_0006(

@@ -24,7 +24,7 @@ from typing import Literal
 import anyio
 import asyncpg
 
-from migrations import load_queries
+from migrations import Migration, discover, load_queries
 from migrations.runner import StepEvent, apply_migrations
 from tests.support.databases import ADMIN_URL
 
@@ -32,6 +32,8 @@ HERE = Path(__file__).parent
 ORIGINAL = load_queries(HERE / "original_shape.sql")
 S = load_queries(HERE / "live_migration.sql")
 L = load_queries(HERE / "lockdown.sql")
+# 0001 and 0006 as the release before the step format shipped them (git 1b66f58).
+EARLIER_RELEASE = HERE / "release_1b66f58"
 FIXTURE_ROWS = 48  # original_shape.sql `rows`: 8 supabase_path forms x 6 statuses
 Variant = Literal["rls_on", "rls_off"]
 
@@ -53,6 +55,19 @@ async def load_original(conn: asyncpg.Connection, variant: Variant, rows: int = 
     if rows > FIXTURE_ROWS:
         await conn.execute(ORIGINAL["grow"], rows - FIXTURE_ROWS)
         await conn.execute(S["vacuum_analyze"])
+
+
+def earlier_release() -> list[Migration]:
+    """0001-0006 as the earlier release applied them: 0001 one transaction with plain
+    CREATE INDEX, 0006 locking down pre-existing shared tables too."""
+    rewritten = {1: "0001_queue_table.sql", 6: "0006_lockdown.sql"}
+    return [
+        Migration(m.version, m.name, (EARLIER_RELEASE / rewritten[m.version]).read_text("utf-8"))
+        if m.version in rewritten
+        else m
+        for m in discover()
+        if m.version <= 6
+    ]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -110,9 +125,11 @@ async def run_live_migration(
     hold_seconds: float = 2.0,
     lock_timeout_ms: int = 200,
     interval: float = 0.05,
+    migrations: list[Migration] | None = None,
 ) -> LiveFigures:
     """Load and grow the original's table in the (empty) database at `url`, then
-    migrate it while the other programs run; figures of what they went through."""
+    migrate it (`migrations`, default: the package's) while the other programs run;
+    figures of what they went through."""
     await ensure_supabase_roles()
     figures = LiveFigures(rows=rows, lock_timeout_ms=lock_timeout_ms, hold_seconds=hold_seconds)
     setup = await asyncpg.connect(url)
@@ -180,7 +197,7 @@ async def run_live_migration(
             tg.start_soon(hold_snapshot)
             started = time.monotonic()
             report = await apply_migrations(
-                migrator, lock_timeout_ms=lock_timeout_ms, on_event=on_event
+                migrator, migrations=migrations, lock_timeout_ms=lock_timeout_ms, on_event=on_event
             )
             figures.migrate_seconds = time.monotonic() - started
             figures.lock_retries = report.lock_retries
