@@ -36,7 +36,9 @@ from migrations.runner import (
     with_lock_retries,
 )
 from migrations.steps import StepFormatError, split_steps
+from pool.migrate import step_progress
 from tests.support.live_migration import EARLIER_RELEASE, earlier_release
+from tests.support.live_migration import S as LS
 from tests.support.sql import Q
 from workers.store import DocumentSource, Status
 from workers.store.postgres import PostgresStore
@@ -655,3 +657,43 @@ async def test_psql_runs_the_printed_script_as_a_file(
             assert await conn.fetchval(LM["valid_ocr_indexes"]) == 4
         finally:
             await conn.close()
+
+
+@pytest.mark.parametrize("start", ["empty", "production_shape"])
+async def test_0001_builds_the_same_queue_as_the_earlier_release(
+    fresh_database: FreshDatabase, start: str
+) -> None:
+    """Rewritten in steps, 0001 still gives the same columns, defaults and indexes."""
+    shapes = []
+    for first in (earlier_release()[0], discover()[0]):
+        async with fresh_database(migrate=False) as url:
+            conn = await asyncpg.connect(url)
+            try:
+                if start == "production_shape":
+                    await conn.execute(PRODUCTION_SHAPE)
+                await apply_migrations(conn, migrations=[first])
+                shapes.append(dict(await conn.fetchrow(LS["queue_shape"]) or {}))
+            finally:
+                await conn.close()
+    assert shapes[0] == shapes[1]
+    assert "extraction_queue_ocr_claim_idx" in shapes[1]["indexes"]
+
+
+def test_migrate_says_when_a_step_met_a_busy_table() -> None:
+    (step,) = split_steps("-- step: the columns\nALTER TABLE t ADD COLUMN IF NOT EXISTS c int;")
+    said: list[str] = []
+    on_event = step_progress("prod", said.append)
+    on_event(StepEvent("0001_queue_table", step, "start"))
+    for attempt in (2, 3, 4):
+        on_event(StepEvent("0001_queue_table", step, "lock_wait", attempt, 0.1))
+    on_event(StepEvent("0001_queue_table", step, "done", 4))
+    assert said == [
+        "prod: 0001_queue_table step 1 (the columns): a busy table held the lock; "
+        "rolled back, retrying with back-off",
+        "prod: 0001_queue_table step 1 (the columns): done after 3 lock timeout(s)",
+    ]
+    quiet: list[str] = []
+    on_quiet = step_progress("prod", quiet.append)
+    on_quiet(StepEvent("0001_queue_table", step, "start"))
+    on_quiet(StepEvent("0001_queue_table", step, "done", 1))
+    assert quiet == []
