@@ -73,10 +73,12 @@ def migrate(
     async def main() -> None:
         envs = [settings.environment(env)] if env else settings.require_queue()
         lines, problems = await migrate_environments(
-            envs, lock_timeout_ms, lambda line: err.print(line, markup=False, highlight=False)
+            envs,
+            lock_timeout_ms,
+            lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
         )
         for line in lines:
-            out.print(line, markup=False, highlight=False)
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
         for problem in problems:
             err.print(f"ocr-pool: {problem}", markup=False, highlight=False)
         if problems:
