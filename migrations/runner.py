@@ -17,8 +17,10 @@ rules are in the package docstring, `migrations/__init__.py`):
   an interrupted file is re-run from its first step (steps are idempotent);
 - a recorded checksum that differs from the file is refused ("never edit an
   applied migration"), unless it is one of the file's superseded checksums
-  (`migrations/superseded.txt`): that text was applied by an earlier release,
-  is reported as kept, and its ledger row is left alone.
+  (`migrations/superseded.txt`): that text was applied by an earlier release, and
+  the file's current text is applied over it (its steps are idempotent; nothing
+  the earlier text did is undone) and recorded, so the database runs the current
+  definitions — e.g. 0006's `ocr_lockdown()`, which later files call.
 
 Concurrent runs (several machines starting at once) serialise on an advisory
 lock, polled rather than waited for (see `try_lock` in runner.sql).
@@ -127,7 +129,8 @@ EventSink = Callable[[StepEvent], None]
 class MigrationReport:
     applied: list[str]
     already: list[str]
-    kept: list[str] = field(default_factory=list)  # applied by an earlier release's text
+    rewritten: list[str] = field(default_factory=list)
+    """Applied by an earlier release's text; the current text was applied over it."""
     lock_retries: int = 0
 
 
@@ -319,33 +322,34 @@ async def apply_migrations(
         done = {r["version"]: (r["name"], r["checksum"]) for r in await conn.fetch(_Q["applied"])}
         applied: list[str] = []
         already: list[str] = []
-        kept: list[str] = []
+        rewritten: list[str] = []
         for migration, steps in todo:
             if migration.version in done:
                 name, checksum = done[migration.version]
                 if checksum == migration.checksum:
                     already.append(migration.label)
-                elif checksum in superseded.get(migration.version, frozenset()):
-                    kept.append(migration.label)
-                else:
+                    continue
+                if checksum not in superseded.get(migration.version, frozenset()):
                     raise MigrationError(
                         f"migration {migration.label} changed after it was applied "
                         f"(recorded as {migration.version:04d}_{name}); "
                         "never edit an applied migration, add a new one"
                     )
-                continue
             for step in steps:
                 retries += await _run_step(conn, migration, step, policy, on_event, jitter)
+            query = "rerecord" if migration.version in done else "record"
 
-            async def record(m: Migration = migration) -> None:
+            async def record(m: Migration = migration, query: str = query) -> None:
                 async with short_transaction(conn, policy):
-                    await conn.execute(_Q["record"], m.version, m.name, m.checksum)
+                    await conn.execute(_Q[query], m.version, m.name, m.checksum)
 
             retries += await with_lock_retries(
                 policy, f"the ledger row of {migration.label}", record
             )
-            applied.append(migration.label)
-        return MigrationReport(applied=applied, already=already, kept=kept, lock_retries=retries)
+            (rewritten if migration.version in done else applied).append(migration.label)
+        return MigrationReport(
+            applied=applied, already=already, rewritten=rewritten, lock_retries=retries
+        )
     finally:
         if not conn.is_closed():
             await conn.fetchval(_Q["unlock"])

@@ -24,6 +24,10 @@ SELECT version, name, checksum FROM ocr_pool_migrations ORDER BY version;
 -- name: record
 INSERT INTO ocr_pool_migrations (version, name, checksum) VALUES ($1, $2, $3);
 
+-- name: rerecord
+-- A file rewritten since an earlier release applied it: its current text now is.
+UPDATE ocr_pool_migrations SET name = $2, checksum = $3, applied_at = now() WHERE version = $1;
+
 -- name: set_search_path
 SELECT set_config('search_path', $1, false);
 

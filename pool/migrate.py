@@ -100,13 +100,16 @@ async def migrate_environments(
             raise StoreError(f"{env.name}: {exc}") from None
         finally:
             await conn.close()
-        for label in report.kept:
-            lines.append(f"{env.name}: kept {label}: applied by an earlier release")
+        for label in report.rewritten:
+            lines.append(
+                f"{env.name}: {label} was applied by an earlier release; its current text "
+                "has now been applied over it"
+            )
         retries = f" ({report.lock_retries} lock retries)" if report.lock_retries else ""
         if report.applied:
             lines.append(f"{env.name}: applied {', '.join(report.applied)}{retries}")
         else:
-            total = len(report.already) + len(report.kept)
+            total = len(report.already) + len(report.rewritten)
             lines.append(f"{env.name}: up to date ({total} migrations){retries}")
         lines.extend(exposure)
     return lines, problems

@@ -552,7 +552,7 @@ async def test_shared_tables_of_an_earlier_release_count_as_pre_existing() -> No
             await apply_migrations(owner, migrations=earlier)
             before = [tuple(r) for r in await owner.fetch(S["access_snapshot"])]
             report = await apply_migrations(owner)
-            assert report.kept == ["0001_queue_table"]
+            assert report.rewritten == ["0001_queue_table"]
             assert "0006_lockdown" in report.applied
             assert [tuple(r) for r in await owner.fetch(S["access_snapshot"])] == before
             lines = await exposure_report(owner, "dev")

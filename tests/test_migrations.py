@@ -63,7 +63,7 @@ async def test_second_run_is_a_no_op(fresh_database: FreshDatabase) -> None:
             second = await apply_migrations(conn)
             assert second.applied == []
             assert second.already == first.applied
-            assert second.kept == []
+            assert second.rewritten == []
             assert await snapshot(conn) == before
             ledger = [r["version"] for r in await conn.fetch(Q["ledger"])]
             assert ledger == [m.version for m in discover()]
@@ -354,7 +354,7 @@ def test_superseded_file_lists_the_earlier_release_texts() -> None:
 # --- The runner against a real database ------------------------------------------------
 
 
-async def test_a_database_of_the_earlier_release_keeps_0001_and_0006(
+async def test_a_database_of_the_earlier_release_gets_the_rewritten_0001_and_0006(
     fresh_database: FreshDatabase,
 ) -> None:
     async with fresh_database(migrate=False) as url:
@@ -363,7 +363,7 @@ async def test_a_database_of_the_earlier_release_keeps_0001_and_0006(
             await apply_migrations(conn, migrations=earlier_release())
             ledger_before = [tuple(r) for r in await conn.fetch(LM["ledger"])]
             report = await apply_migrations(conn)
-            assert report.kept == ["0001_queue_table", "0006_lockdown"]
+            assert report.rewritten == ["0001_queue_table", "0006_lockdown"]
             assert report.already == [
                 "0002_queue_functions",
                 "0003_dashboard_views",
@@ -372,9 +372,20 @@ async def test_a_database_of_the_earlier_release_keeps_0001_and_0006(
             ]
             assert report.applied == [m.label for m in discover() if m.version > 6]
             ledger_after = [tuple(r) for r in await conn.fetch(LM["ledger"])]
-            assert ledger_after[:6] == ledger_before  # rows of the kept texts left alone
+            current = {m.version: m.checksum for m in discover()}
+            # The rewritten files are recorded with their current text; the others as they were.
+            assert [(r[0], r[2]) for r in ledger_after[:6]] == [
+                (r[0], current[r[0]]) for r in ledger_before
+            ]
+            assert [r[:3] for r in ledger_after[1:5]] == [r[:3] for r in ledger_before[1:5]]
             again = await apply_migrations(conn)
-            assert (again.kept, again.applied) == (report.kept, [])
+            assert (again.rewritten, again.applied) == ([], [])
+            assert len(again.already) == len(discover())
+            # The database now runs the current ocr_lockdown(), which later files call:
+            # it leaves the shared queue (pre-existing here) and its grants alone.
+            await conn.execute(LM["grant_queue_to_public"])
+            await conn.fetchval(LM["run_lockdown"])
+            assert await conn.fetchval(LM["public_reads_queue"]) is True
             # Any other mismatch is still refused (here 0002, applied as it ships).
             second = discover()[1]
             edited = [Migration(2, second.name, second.sql + "\n-- edited\n")]

@@ -52,3 +52,13 @@ FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
 WHERE i.indisvalid
   AND c.relname IN ('extraction_queue_ocr_claim_idx', 'extraction_queue_ocr_leased_idx',
                     'extraction_queue_ocr_completed_idx', 'extraction_queue_supabase_path_idx');
+
+-- An application's grant on the shared queue, then the lockdown that later files call.
+-- name: grant_queue_to_public
+GRANT SELECT ON TABLE extraction_queue TO PUBLIC;
+
+-- name: run_lockdown
+SELECT count(*) FROM ocr_lockdown();
+
+-- name: public_reads_queue
+SELECT has_table_privilege('public', 'extraction_queue', 'SELECT');
