@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import asyncpg
 import pytest
 import redis as sync_redis
 
@@ -19,6 +20,7 @@ from tests.support.databases import (
 )
 from tests.support.postgrest import serve_postgrest
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.sql import Q
 from workers.store import QueueStore
 from workers.store.postgres import PostgresStore
 from workers.store.supabase import SupabaseStore
@@ -35,6 +37,17 @@ def anyio_backend() -> str:
 def migrated_url() -> Iterator[str]:
     with temporary_database() as url:
         yield url
+
+
+@pytest.fixture
+async def database(migrated_url: str) -> str:
+    """The module's migrated database with an empty queue and result cache."""
+    conn = await asyncpg.connect(migrated_url)
+    try:
+        await conn.execute(Q["truncate_queue_and_cache"])
+    finally:
+        await conn.close()
+    return migrated_url
 
 
 @pytest.fixture

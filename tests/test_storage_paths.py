@@ -23,7 +23,7 @@ import pytest
 from gemini_simulator import SimulatorConfig, run_simulator
 from pool.runtime import Runtime, open_runtime
 from pool.samples import acte_paragraphs, index_lines, write_pdf
-from pool.settings import Settings, load_settings
+from pool.settings import Settings
 from tests.support.pool_run import run_until_idle
 from tests.support.sql import Q
 from tests.support.storage_server import (
@@ -32,6 +32,7 @@ from tests.support.storage_server import (
     StorageStandIn,
     serve_storage,
 )
+from tests.test_workers_e2e import settings_for as e2e_settings_for
 from workers.documents import FetchConfig, StorageTarget, fetch_document
 from workers.errors import DocumentError, DocumentMissing, ServiceUnavailable
 from workers.store import DocumentSource, Status
@@ -196,41 +197,10 @@ async def test_fetch_with_a_refused_key_blames_no_document(
 
 
 def settings_for(database_url: str, prefix: str, sim_url: str, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "dev_database_url": database_url,
-        "redis_url": "redis://127.0.0.1:6379/0",
-        "ocr_redis_prefix": prefix,
-        "ocr_server_id": f"storage-{prefix.strip(':').replace(':', '-')}",
-        "gemini_base_url": sim_url,
-        "gemini_api_key": "sim-key",
-        "gemini_rpm_limit": 100_000,
-        "gemini_tpm_limit": 100_000_000,
-        "gemini_retry_base_seconds": 0.05,
-        "gemini_timeout_seconds": 10,
-        "ocr_render_dpi": 100,
-        "ocr_retry_base_seconds": 0.05,
-        "ocr_retry_max_seconds": 0.2,
-        "ocr_lease_seconds": 30,
-        "ocr_heartbeat_seconds": 2,
-        "ocr_idle_poll_seconds": 0.2,
-        "ocr_max_attempts": 3,
-        "server_max_cpu": 64,
-        "server_max_ram": 64,
-        "server_reserve_cpu_percent": 0,
-        "server_reserve_ram_percent": 0,
-    }
-    values.update(extra)
-    return load_settings(**values)
-
-
-@pytest.fixture
-async def database(migrated_url: str) -> str:
-    conn = await asyncpg.connect(migrated_url)
-    try:
-        await conn.execute(Q["truncate_queue_and_cache"])
-    finally:
-        await conn.close()
-    return migrated_url
+    """The e2e pool settings, the queue as environment `dev` (whose Storage is the stand-in)."""
+    return e2e_settings_for(
+        database_url, prefix, sim_url, env="dev", gemini_timeout_seconds=10, **extra
+    )
 
 
 class Queue:

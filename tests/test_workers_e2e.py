@@ -91,9 +91,13 @@ def make_bad_documents(directory: Path) -> dict[str, tuple[DocumentSource, str]]
     }
 
 
-def settings_for(database_url: str, prefix: str, sim_url: str, **extra: Any) -> Settings:
+def settings_for(
+    database_url: str, prefix: str, sim_url: str, *, env: str | None = None, **extra: Any
+) -> Settings:
+    """A pool's settings for these tests; the queue is environment `env` (default: the
+    unnamed one, `DATABASE_URL`)."""
     values: dict[str, Any] = {
-        "database_url": database_url,
+        f"{env}_database_url" if env else "database_url": database_url,
         "redis_url": "redis://127.0.0.1:6379/0",
         "ocr_redis_prefix": prefix,
         "ocr_server_id": f"e2e-{prefix.strip(':').replace(':', '-')}",
@@ -121,16 +125,6 @@ def settings_for(database_url: str, prefix: str, sim_url: str, **extra: Any) -> 
     }
     values.update(extra)
     return load_settings(**values)
-
-
-@pytest.fixture
-async def database(migrated_url: str) -> str:
-    conn = await asyncpg.connect(migrated_url)
-    try:
-        await conn.execute(Q["truncate_queue_and_cache"])
-    finally:
-        await conn.close()
-    return migrated_url
 
 
 @pytest.fixture
