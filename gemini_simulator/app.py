@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gemini_simulator import answers, output, schema
+from gemini_simulator import answers, output, schema, thinking
 from gemini_simulator.config import ConfigError
 from gemini_simulator.continuation import remainder
 from gemini_simulator.corpus import CorpusError
@@ -40,7 +40,7 @@ from gemini_simulator.media import MediaError
 from gemini_simulator.quota import QuotaDecision, format_retry_delay
 from gemini_simulator.reqlog import RequestRecord
 from gemini_simulator.state import SimulatorState
-from gemini_simulator.tokens import TokenCount, count_input_tokens, is_image
+from gemini_simulator.tokens import TokenCount, count_input_tokens, is_image, output_tokens
 from gemini_simulator.wire import (
     BlobPart,
     FileRefPart,
@@ -311,7 +311,17 @@ class Routes:
         if fault is not None and fault.kind == "bad_json":
             text = answers.spoil_json(text)
         cap = output.effective_cap(parsed.max_output_tokens, self.state.config.max_output_tokens)
-        sent = output.capped(text, cap)
+        thoughts, room = thinking.split_cap(
+            cap,
+            thinking.thought_tokens(
+                model,
+                parsed.thinking_budget,
+                parsed.thinking_level,
+                output_tokens(text),
+                self.state.config.thinking_ratio,
+            ),
+        )
+        sent = output.capped(text, room)
         if fault is None or fault.kind != "hang":
             record.extra["delay_ms"] = round(delay * 1000, 3)
         remaining = delay - (time.monotonic() - began)
@@ -321,9 +331,16 @@ class Routes:
             record.extra["output_tokens"] = 0
             return web.json_response(blocked_body(model, tokens.total, tokens.by_modality))
         record.extra["output_tokens"] = sent.tokens
+        record.extra["thinking_tokens"] = thoughts
         record.extra["finish_reason"] = sent.finish_reason
         body = answer_body(
-            model, sent.text, tokens.total, tokens.by_modality, sent.tokens, sent.finish_reason
+            model,
+            sent.text,
+            tokens.total,
+            tokens.by_modality,
+            sent.tokens,
+            sent.finish_reason,
+            thoughts,
         )
         if fault is not None and fault.kind == "malformed":
             dumped = json.dumps(body, ensure_ascii=False)

@@ -37,6 +37,9 @@ class SimulatorConfig:
     fault_bad_json: float = 0.0
     hang_seconds: float = 600.0
     max_output_tokens: int = 0
+    thinking_ratio: float = 1.0
+    """Thoughts of a thinking model asked for dynamic thinking, per answer token
+    (`gemini_simulator.thinking`); 0 = the simulated models never think."""
     """The model's own output limit: answers are cut at the smaller of this and the
     request's `maxOutputTokens` (finish reason MAX_TOKENS); 0 = no limit of its own."""
     seed: int = 0
@@ -96,6 +99,7 @@ _FLOAT_FIELDS = frozenset(
         "fault_safety",
         "fault_bad_json",
         "hang_seconds",
+        "thinking_ratio",
     }
 )
 RUNTIME_FIELDS = _INT_FIELDS | _FLOAT_FIELDS

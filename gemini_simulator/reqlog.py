@@ -25,6 +25,8 @@ class RequestRecord:
     """The simulator's own count (generateContent, countTokens)."""
     output_tokens: int | None = None
     """Of the text sent (the cut text when cut)."""
+    thinking_tokens: int = 0
+    """Thoughts that preceded the answer (billed as output; within the output cap)."""
     finish_reason: str | None = None
     """generateContent 200 answers: STOP, or MAX_TOKENS when cut at the output cap."""
     continued: bool = False

@@ -60,6 +60,10 @@ class GenerateRequest:
     """Plain JSON Schema (`response_json_schema=` in the SDK)."""
     max_output_tokens: int | None = None
     """`generationConfig.maxOutputTokens` (None when absent or 0)."""
+    thinking_budget: int | None = None
+    """`generationConfig.thinkingConfig.thinkingBudget` (None when absent)."""
+    thinking_level: str | None = None
+    """`generationConfig.thinkingConfig.thinkingLevel` (None when absent)."""
 
     @property
     def schema_object(self) -> Mapping[str, Any] | None:
@@ -196,7 +200,32 @@ def parse_generate_request(body: Any) -> GenerateRequest:
         response_schema=schema,
         response_json_schema=json_schema,
         max_output_tokens=_max_output_tokens(get_field(config, "maxOutputTokens")),
+        **_thinking(get_field(config, "thinkingConfig")),
     )
+
+
+def _thinking(raw: Any) -> dict[str, Any]:
+    """`thinkingConfig` → thinking_budget / thinking_level; both at once is a 400, as Gemini
+    answers it."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise invalid_argument("Invalid value at 'generation_config.thinking_config'")
+    budget, level = get_field(raw, "thinkingBudget"), get_field(raw, "thinkingLevel")
+    if budget is not None and level is not None:
+        raise invalid_argument("Thinking budget and thinking level cannot be set at the same time.")
+    if budget is not None:
+        if isinstance(budget, str) and _INT.fullmatch(budget.strip()):
+            budget = int(budget)
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < -1:
+            raise invalid_argument(
+                f"Invalid value at 'generation_config.thinking_config.thinking_budget', {budget!r}"
+            )
+    if level is not None and not isinstance(level, str):
+        raise invalid_argument(
+            "Invalid value at 'generation_config.thinking_config.thinking_level'"
+        )
+    return {"thinking_budget": budget, "thinking_level": level}
 
 
 _INT = re.compile(r"[+-]?\d+")
@@ -234,12 +263,17 @@ def parse_count_tokens_request(body: Any) -> GenerateRequest:
 
 
 def _usage(
-    prompt_tokens: int, by_modality: Mapping[str, int], answer_tokens: int | None
+    prompt_tokens: int,
+    by_modality: Mapping[str, int],
+    answer_tokens: int | None,
+    thought_tokens: int = 0,
 ) -> dict[str, Any]:
     usage: dict[str, Any] = {"promptTokenCount": prompt_tokens}
     if answer_tokens is not None:
         usage["candidatesTokenCount"] = answer_tokens
-    usage["totalTokenCount"] = prompt_tokens + (answer_tokens or 0)
+    if thought_tokens:
+        usage["thoughtsTokenCount"] = thought_tokens
+    usage["totalTokenCount"] = prompt_tokens + (answer_tokens or 0) + thought_tokens
     usage["promptTokensDetails"] = [
         {"modality": modality, "tokenCount": count} for modality, count in by_modality.items()
     ]
@@ -253,8 +287,10 @@ def answer_body(
     by_modality: Mapping[str, int],
     answer_tokens: int,
     finish_reason: str = "STOP",
+    thought_tokens: int = 0,
 ) -> dict[str, Any]:
-    """A 200 answer; `finish_reason` STOP, or MAX_TOKENS for an answer cut at the cap."""
+    """A 200 answer; `finish_reason` STOP, or MAX_TOKENS for an answer cut at the cap;
+    `thought_tokens` is the thinking that preceded it (billed as output)."""
     return {
         "candidates": [
             {
@@ -263,7 +299,7 @@ def answer_body(
                 "index": 0,
             }
         ],
-        "usageMetadata": _usage(prompt_tokens, by_modality, answer_tokens),
+        "usageMetadata": _usage(prompt_tokens, by_modality, answer_tokens, thought_tokens),
         "modelVersion": model,
         "responseId": uuid.uuid4().hex[:22],
     }

@@ -1,4 +1,5 @@
-"""`ocr-pool gemini`: the shared Gemini limiter's view of the fleet, from Redis.
+"""`ocr-pool gemini`: the shared Gemini limiter's view of the fleet, and the day's bill
+(tokens by kind and money per model, `pool.bill`), from Redis.
 
 `pool/cli.py` calls `register(app)`; `status` shows the same table under the queue.
 Reading runs the limiter's publish script, so `gemini:rpm:current` and
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.table import Table
 
+from pool.bill import BillRow, quota_day, read_bill
 from pool.console import die, out
 from pool.settings import Settings, SettingsError, load_settings, redact_url
 from ratelimit import FleetUsage, LimiterError, ModelUsage, read_fleet_usage
@@ -30,6 +32,34 @@ async def read_gemini(settings: Settings) -> FleetUsage:
         return await read_fleet_usage(redis, settings.ocr_redis_prefix, settings.limiter_config())
     finally:
         await redis.aclose()
+
+
+async def read_todays_bill(settings: Settings) -> tuple[str, list[BillRow]]:
+    """(quota day, the fleet's bill for it per model) from Redis."""
+    day = quota_day(settings.gemini_quota_timezone)
+    redis = Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
+    )
+    try:
+        return day, await read_bill(redis, settings.ocr_redis_prefix, day)
+    finally:
+        await redis.aclose()
+
+
+def bill_table(day: str, rows: list[BillRow]) -> Table:
+    table = Table(title=f"Gemini bill, quota day {day} (every pool of the fleet)")
+    for column in ("model", "requests", "input", "output", "thinking", "USD"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in rows:
+        table.add_row(
+            r.model,
+            f"{r.requests:,}",
+            f"{r.input_tokens:,}",
+            f"{r.output_tokens:,}",
+            f"{r.thinking_tokens:,}",
+            "?" if r.cost_usd is None else f"{r.cost_usd:,.4f}",
+        )
+    return table
 
 
 def gemini_or_error(settings: Settings) -> FleetUsage | str:
@@ -101,10 +131,17 @@ def register(app: typer.Typer) -> None:
         usage = gemini_or_error(settings)
         if isinstance(usage, str):
             die(usage, 1)
+        day, bill = anyio.run(read_todays_bill, settings)
         if as_json:
-            sys.stdout.write(json.dumps(usage.as_json(), indent=2) + "\n")
+            document = {
+                **usage.as_json(),
+                "bill": {"day": day, "models": [r.as_json() for r in bill]},
+            }
+            sys.stdout.write(json.dumps(document, indent=2) + "\n")
             return
         if not usage.models:
             out.print("no Gemini usage recorded in Redis yet", markup=False, highlight=False)
             return
         out.print(gemini_table(usage))
+        if bill:
+            out.print(bill_table(day, bill))

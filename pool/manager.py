@@ -28,12 +28,14 @@ import pymupdf
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
+    RedisError,
     ResponseError,
 )
 
 from capacity import run_maintenance
 from capacity.errors import redact
 from pool.allocation import Allocation, AllocationRules, TypeDemand, allocate
+from pool.bill import BillPublisher, spent
 from pool.fleet_state import FleetState
 from pool.health import serve_health
 from pool.runtime import Runtime
@@ -133,6 +135,13 @@ class PoolManager:
         interval = settings.ocr_rebalance_interval_ms / 1000
         self.fleet = FleetState(
             runtime.redis, settings.ocr_redis_prefix, self.pool_id, ttl_seconds=3 * interval + 10
+        )
+        self.bill = BillPublisher(
+            runtime.redis,
+            runtime.gemini.stats,
+            prefix=settings.ocr_redis_prefix,
+            timezone=settings.gemini_quota_timezone,
+            prices=runtime.pipelines.prices,
         )
         self.on_status = on_status
         self.policy = policy
@@ -280,6 +289,7 @@ class PoolManager:
                 services.start_soon(self._every, self.settings.ocr_lease_seconds / 2, self._recover)
                 services.start_soon(self._every, 2.0, self._publish_assignments)
                 services.start_soon(self.runtime.limiter.run_publisher)
+                services.start_soon(self.bill.run)
                 if self.runtime.capacity is not None:
                     services.start_soon(run_maintenance, self.runtime.capacity)
                 if self.on_status is not None:
@@ -292,6 +302,7 @@ class PoolManager:
             self.ready = False
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._flush_times()
+                await self._flush_bill()
                 await self.fleet.withdraw_allocation()
                 await self.fleet.publish_assignments({w.name: None for w in self.workers})
             if self.on_status is not None:
@@ -327,6 +338,12 @@ class PoolManager:
                     self.settings.ocr_shutdown_grace_seconds,
                 )
                 crew.cancel_scope.cancel()
+
+    async def _flush_bill(self) -> None:
+        try:
+            await self.bill.flush()
+        except (RedisError, OSError) as exc:
+            log.warning("pool %s: last Gemini bill not published: %s", self.pool_id, exc)
 
     @property
     def _rebalance_seconds(self) -> float:
@@ -494,6 +511,7 @@ class PoolManager:
             },
             ready=self.ready,
             ready_reason="" if self.ready else "warming up",
+            spent=spent(self.runtime.gemini.stats, self.runtime.pipelines.prices),
             stopping=self.stopping,
             taken_at=time.time(),
         )

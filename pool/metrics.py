@@ -95,6 +95,7 @@ def render_metrics(snap: PoolSnapshot) -> str:
     x = Exposition()
     _pool(x, snap)
     _jobs(x, snap)
+    _spent(x, snap)
     _queue(x, snap)
     _gemini(x, snap)
     _capacity(x, snap)
@@ -135,7 +136,7 @@ def _jobs(x: Exposition, snap: PoolSnapshot) -> None:
     for source, by_outcome in stats.jobs.items():
         for outcome, n in by_outcome.items():
             x.sample("ocr_pool_jobs_total", n, {"type": source, "outcome": outcome})
-    for name, values, help_text in (
+    counters: tuple[tuple[str, Mapping[str, float], str], ...] = (
         ("ocr_pool_cache_hits_total", stats.cache_hits, "Jobs answered from the result cache."),
         ("ocr_pool_gemini_calls_total", stats.gemini_calls, "Gemini calls made by finished jobs."),
         (
@@ -143,10 +144,26 @@ def _jobs(x: Exposition, snap: PoolSnapshot) -> None:
             stats.input_tokens,
             "Gemini input tokens used by finished jobs.",
         ),
-    ):
+        (
+            "ocr_pool_gemini_output_tokens_total",
+            stats.output_tokens,
+            "Gemini output tokens (answers, thinking apart) of finished jobs.",
+        ),
+        (
+            "ocr_pool_gemini_thinking_tokens_total",
+            stats.thinking_tokens,
+            "Gemini thinking tokens (billed as output) of finished jobs.",
+        ),
+        (
+            "ocr_pool_gemini_cost_usd_total",
+            stats.cost_usd,
+            "What finished jobs cost in Gemini calls, in USD at the price table's rates.",
+        ),
+    )
+    for name, values, help_text in counters:
         x.family(name, "counter", help_text)
-        for source, n in values.items():
-            x.sample(name, n, {"type": source})
+        for source, value in values.items():
+            x.sample(name, value, {"type": source})
     name = "ocr_pool_job_duration_seconds"
     x.family(name, "histogram", "Time to process a completed job, from claim to result.")
     for source, d in stats.durations.items():
@@ -162,6 +179,23 @@ def _jobs(x: Exposition, snap: PoolSnapshot) -> None:
     )
     for source, rate in stats.per_minute.items():
         x.sample("ocr_pool_throughput_jobs_per_minute", rate, {"type": source})
+
+
+def _spent(x: Exposition, snap: PoolSnapshot) -> None:
+    name = "ocr_pool_gemini_model_tokens_total"
+    x.family(name, "counter", "Gemini tokens this pool was billed for, by model and kind.")
+    for row in snap.spent:
+        for kind, n in (
+            ("input", row.input_tokens),
+            ("output", row.output_tokens),
+            ("thinking", row.thinking_tokens),
+        ):
+            x.sample(name, n, {"model": row.model, "kind": kind})
+    name = "ocr_pool_gemini_model_cost_usd_total"
+    x.family(name, "counter", "What this pool's Gemini calls cost, by model (priced models).")
+    for row in snap.spent:
+        if row.cost_usd is not None:
+            x.sample(name, row.cost_usd, {"model": row.model})
 
 
 def _queue(x: Exposition, snap: PoolSnapshot) -> None:

@@ -164,6 +164,8 @@ async def open_runtime(settings: Settings, *, capacity: bool = True) -> AsyncIte
                 ),
                 pdf_limits=pdf_limits(settings),
                 output=settings.output_room(),
+                thinking=settings.thinking_budgets(),
+                prices=settings.price_table(),
                 page_concurrency=settings.ocr_index_page_concurrency,
                 inline_max_bytes=round(settings.gemini_inline_max_mb * MB),
             ),

@@ -25,7 +25,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ratelimit.config import LimiterConfig, Quota, day_offset_seconds, parse_model_quotas
-from workers.pipelines.output import OutputRoom
+from workers.pipelines.output import OutputRoom, ThinkingBudgets
+from workers.pricing import PriceTable, parse_prices
 
 ENVIRONMENT_NAMES = ("prod", "staging", "dev")
 """Queue environments, in the order they are polled."""
@@ -180,6 +181,16 @@ class Settings(BaseSettings):
     gemini_max_output_tokens_index: int | None = Field(None, ge=1, le=1_000_000)
     gemini_max_output_tokens_acte_extract: int | None = Field(None, ge=1, le=1_000_000)
     gemini_max_output_tokens_acte_boost: int | None = Field(None, ge=1, le=1_000_000)
+    gemini_thinking_budget: int | None = Field(None, ge=-1, le=1_000_000)
+    """Thinking tokens allowed per request of every step (-1: as the model likes), unless
+    the step's own setting is set. Unset: the least the model allows (0, or 128 for
+    Gemini 2.5 Pro, the lowest level for Gemini 3)."""
+    gemini_thinking_budget_index: int | None = Field(None, ge=-1, le=1_000_000)
+    gemini_thinking_budget_acte_extract: int | None = Field(None, ge=-1, le=1_000_000)
+    gemini_thinking_budget_acte_boost: int | None = Field(None, ge=-1, le=1_000_000)
+    gemini_prices: str = ""
+    """USD per million tokens `model=input:output[:thinking],...` over the defaults
+    (Google's published prices, `workers.pricing`)."""
 
     # --- documents ----------------------------------------------------------
     ocr_max_document_mb: float = Field(100.0, gt=0)
@@ -263,6 +274,12 @@ class Settings(BaseSettings):
         from capacity.resources import parse_costs
 
         parse_costs(value)  # raises a one-line ValueError naming the faulty item
+        return value
+
+    @field_validator("gemini_prices")
+    @classmethod
+    def _prices(cls, value: str) -> str:
+        parse_prices(value)  # raises a one-line ValueError naming the faulty item
         return value
 
     @field_validator("gemini_model_limits")
@@ -354,6 +371,21 @@ class Settings(BaseSettings):
         return OutputRoom(
             index=pick("index"), acte_extract=pick("acte_extract"), acte_boost=pick("acte_boost")
         )
+
+    def thinking_budgets(self) -> ThinkingBudgets:
+        """Per step: the step's setting, else GEMINI_THINKING_BUDGET, else None (the least
+        the model allows)."""
+
+        def pick(step: str) -> int | None:
+            own: int | None = getattr(self, f"gemini_thinking_budget_{step}")
+            return own if own is not None else self.gemini_thinking_budget
+
+        return ThinkingBudgets(
+            index=pick("index"), acte_extract=pick("acte_extract"), acte_boost=pick("acte_boost")
+        )
+
+    def price_table(self) -> PriceTable:
+        return PriceTable.from_setting(self.gemini_prices)
 
     @property
     def local_roots(self) -> tuple[Path, ...]:

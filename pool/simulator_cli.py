@@ -74,6 +74,13 @@ def register(app: typer.Typer) -> None:
                 help="The model's own output limit: longer answers are cut (MAX_TOKENS); 0 = none.",
             ),
         ] = _DEFAULTS.max_output_tokens,
+        thinking_ratio: Annotated[
+            float,
+            typer.Option(
+                help="Thought tokens per answer token of a gemini-2.5+ model asked to think "
+                "dynamically (no budget); 0 = never thinks.",
+            ),
+        ] = _DEFAULTS.thinking_ratio,
         seed: Annotated[int, typer.Option(help="Seed of the fault and latency draws.")] = 0,
         corpus: Annotated[
             list[Path] | None,
@@ -104,6 +111,7 @@ def register(app: typer.Typer) -> None:
                 fault_bad_json=fault_bad_json,
                 hang_seconds=hang_seconds,
                 max_output_tokens=max_output_tokens,
+                thinking_ratio=thinking_ratio,
                 seed=seed,
                 corpus=tuple(corpus or ()),
                 log_path=log,

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from capacity import ServerState
+from pool.bill import BillRow
 from pool.stats import TYPES, StatsSnapshot
 from ratelimit import FleetUsage
 from workers.store import SourceComposition
@@ -86,6 +87,8 @@ class PoolSnapshot:
     ready_reason: str = ""
     """why the pool is not ready (empty when ready)"""
     stopping: bool = False
+    spent: tuple[BillRow, ...] = ()
+    """This pool's Gemini calls since start, per model (every answer billed)."""
     taken_at: float = 0.0
     """wall-clock time of the snapshot (epoch seconds)"""
 

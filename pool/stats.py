@@ -67,6 +67,10 @@ class StatsSnapshot:
     cache_hits: Mapping[str, int]
     gemini_calls: Mapping[str, int]
     input_tokens: Mapping[str, int]
+    output_tokens: Mapping[str, int]
+    thinking_tokens: Mapping[str, int]
+    cost_usd: Mapping[str, float]
+    """per type: the finished jobs' Gemini bill (jobs whose models have no price add 0)"""
     durations: Mapping[str, DurationStats]
     """per type, completed jobs only"""
     per_minute: Mapping[str, float]
@@ -128,6 +132,9 @@ class PoolStats:
         self._cache_hits = dict.fromkeys(TYPES, 0)
         self._calls = dict.fromkeys(TYPES, 0)
         self._tokens = dict.fromkeys(TYPES, 0)
+        self._output = dict.fromkeys(TYPES, 0)
+        self._thinking = dict.fromkeys(TYPES, 0)
+        self._cost = dict.fromkeys(TYPES, 0.0)
         self._durations = {t: _Histogram() for t in TYPES}
         self._recent: deque[tuple[float, str]] = deque()
         self._last_error: dict[str, LastError] = {}
@@ -145,6 +152,9 @@ class PoolStats:
             self._cache_hits[source] = self._cache_hits.get(source, 0) + 1
         self._calls[source] = self._calls.get(source, 0) + report.gemini_calls
         self._tokens[source] = self._tokens.get(source, 0) + report.input_tokens
+        self._output[source] = self._output.get(source, 0) + report.output_tokens
+        self._thinking[source] = self._thinking.get(source, 0) + report.thinking_tokens
+        self._cost[source] = self._cost.get(source, 0.0) + (report.cost_usd or 0.0)
         if report.outcome is Outcome.COMPLETED:
             self._durations.setdefault(source, _Histogram()).observe(report.seconds)
             now = self._clock()
@@ -187,6 +197,9 @@ class PoolStats:
             cache_hits=frozen(self._cache_hits),
             gemini_calls=frozen(self._calls),
             input_tokens=frozen(self._tokens),
+            output_tokens=frozen(self._output),
+            thinking_tokens=frozen(self._thinking),
+            cost_usd=MappingProxyType(dict(self._cost)),
             durations=MappingProxyType({t: h.freeze() for t, h in self._durations.items()}),
             per_minute=MappingProxyType(self.per_minute()),
             last_error=MappingProxyType(dict(self._last_error)),

@@ -232,7 +232,7 @@ async def test_index_text_reads_back_as_the_structured_result(
     assert boost_rows, "the samples carry rows the boost corrects"
     for row in boost_rows:
         assert notes[row]["rule"] != "nature", notes[row]
-    assert structured["usage"]["gemini_calls"] == INDEX_PAGES == result.gemini_calls
+    assert structured["usage"]["gemini_calls"] == INDEX_PAGES == result.usage.gemini_calls
 
 
 def _page_texts(text: str) -> dict[int, str]:
@@ -253,7 +253,7 @@ async def test_cut_answers_are_continued_or_split_never_kept(
         index_calls = generate_calls(sim)
         whole_acte = await run_acte(ctx, samples.acte_pdf)
         acte_calls = generate_calls(sim) - index_calls
-    assert whole_index.cut_answers == whole_acte.cut_answers == 0
+    assert whole_index.usage.cut_answers == whole_acte.usage.cut_answers == 0
 
     figures = [f"uncapped: index {index_calls} calls, acte {acte_calls} calls"]
     for cap in (600, 150):
@@ -264,8 +264,8 @@ async def test_cut_answers_are_continued_or_split_never_kept(
             capped_acte_calls = generate_calls(sim) - capped_index_calls
             finishes = {r.finish_reason for r in sim.records()}
         assert "MAX_TOKENS" in finishes  # the cap did cut answers
-        assert capped_index.cut_answers > 0
-        assert capped_acte.cut_answers > 0
+        assert capped_index.usage.cut_answers > 0
+        assert capped_acte.usage.cut_answers > 0
         # Same result as without a cap: every page whole, nothing half-stored.
         assert capped_index.file_content == whole_index.file_content
         assert capped_index.file_content_json is not None
@@ -280,11 +280,11 @@ async def test_cut_answers_are_continued_or_split_never_kept(
             for line in lines:
                 assert line in pages[number], (number, line)
             assert layer[number - 1].split()[:3] == pages[number].split()[:3]
-        assert capped_acte.gemini_calls == capped_acte_calls
+        assert capped_acte.usage.gemini_calls == capped_acte_calls
         figures.append(
             f"simulator cap {cap} tokens: index {capped_index_calls} calls "
-            f"({capped_index.cut_answers} cut), acte {capped_acte_calls} calls "
-            f"({capped_acte.cut_answers} cut)"
+            f"({capped_index.usage.cut_answers} cut), acte {capped_acte_calls} calls "
+            f"({capped_acte.usage.cut_answers} cut)"
         )
     print("\ncalls per document (3-page index, 6-page acte): " + "; ".join(figures))
 
@@ -299,7 +299,7 @@ async def test_small_room_of_our_own_grows_for_an_index_page(
     async with context(samples, redis_prefix) as (ctx, _):
         whole = await run_index(ctx, samples.index_pdf)
     assert result.file_content == whole.file_content
-    assert result.cut_answers > 0
+    assert result.usage.cut_answers > 0
     # Cut at our room of 200 tokens, each page was asked again with four times more (800,
     # cut again), then 3200, which fits.
     assert cuts == {200, 800}

@@ -32,7 +32,7 @@ from workers.pipelines.schema import IndexPage
 
 pytestmark = pytest.mark.anyio
 
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-2.0-flash"  # a model that does not think: these tests are about the cap
 SEED = 11
 INDEX_PAGES, ACTE_PAGES = 2, 3
 

@@ -25,6 +25,7 @@ from workers.pdf import inspect_pdf
 from workers.pipelines import acte, index
 from workers.pipelines.context import PipelineContext
 from workers.pipelines.result import PipelineResult
+from workers.pipelines.schema import Usage
 from workers.store import (
     ClaimedJob,
     DocumentSource,
@@ -82,7 +83,10 @@ class JobReport:
     gemini_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0
     cut_answers: int = 0
+    cost_usd: float | None = 0.0
+    """None: a model used has no price."""
     cache_hit: bool = False
     error: str | None = None
 
@@ -471,6 +475,7 @@ class Worker:
         error: str | None = None,
     ) -> JobReport:
         result = attempt.result
+        usage = result.usage if result is not None else Usage()
         report = JobReport(
             worker=self.name,
             env=job.env,
@@ -478,10 +483,12 @@ class Worker:
             source=job.source,
             outcome=outcome,
             seconds=time.monotonic() - started,
-            gemini_calls=result.gemini_calls if result else 0,
-            input_tokens=result.input_tokens if result else 0,
-            output_tokens=result.output_tokens if result else 0,
-            cut_answers=result.cut_answers if result else 0,
+            gemini_calls=usage.gemini_calls,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            thinking_tokens=usage.thinking_tokens,
+            cut_answers=usage.cut_answers,
+            cost_usd=usage.cost_usd,
             cache_hit=attempt.cache_hit,
             error=error,
         )

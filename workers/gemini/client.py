@@ -87,6 +87,8 @@ class AnswerCut(GeminiJobError):
         output_tokens: int,
         input_tokens: int,
         calls: int,
+        thinking_tokens: int = 0,
+        model: str = "",
     ) -> None:
         room = f"max_output_tokens={max_output_tokens}" if max_output_tokens else "its limit"
         super().__init__(
@@ -97,6 +99,8 @@ class AnswerCut(GeminiJobError):
         self.output_tokens = output_tokens
         self.input_tokens = input_tokens
         self.calls = calls
+        self.thinking_tokens = thinking_tokens
+        self.model = model
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +108,31 @@ class Answer:
     text: str
     parsed: BaseModel | None
     input_tokens: int
-    """As counted by the API (the estimate when the answer had no usage metadata)."""
+    """As counted by the API (the estimate when the answer had no usage metadata), for
+    every answer this request got (a broken answer that was asked again is billed too)."""
     output_tokens: int
     calls: int
     """HTTP calls this answer took (retries included)."""
     quota_errors: int
+    thinking_tokens: int = 0
+    """Billed as output; counted apart (`usage_metadata.thoughts_token_count`)."""
+    model: str = ""
+
+
+@dataclass(slots=True)
+class TokenCounts:
+    """What one model's answers cost so far (answered and cut calls)."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+    def add(self, input_tokens: int, output_tokens: int, thinking_tokens: int) -> None:
+        self.requests += 1
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.thinking_tokens += thinking_tokens
 
 
 @dataclass(slots=True)
@@ -120,8 +144,19 @@ class ClientStats:
     blocked: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0
     cut_answers: int = 0
     by_model: dict[str, int] = field(default_factory=dict)
+    tokens_by_model: dict[str, TokenCounts] = field(default_factory=dict)
+    """Answered and cut calls' tokens per model (the bill; errors carry no usage)."""
+
+    def billed(self, model: str, input_tokens: int, output_tokens: int, thinking: int) -> None:
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.thinking_tokens += thinking
+        self.tokens_by_model.setdefault(model, TokenCounts()).add(
+            input_tokens, output_tokens, thinking
+        )
 
 
 def _describe_api_error(exc: genai_errors.APIError) -> str:
@@ -176,6 +211,7 @@ class GeminiClient:
         estimate = estimate_tokens(request, self.rates)
         what = request.what or request.model
         failures = quota_errors = calls = 0
+        spent = TokenCounts()  # every answer of this request, usable or not, is billed
         while True:
             try:
                 reservation = await self.limiter.acquire(request.model, estimate, worker=worker)
@@ -217,35 +253,37 @@ class GeminiClient:
                 problem = _describe(exc)
             else:
                 actual = await self._reconcile(reservation, response, worker)
+                out_tokens = _usage(response, "candidates_token_count")
+                thought = _usage(response, "thoughts_token_count")
+                spent.add(actual, out_tokens, thought)
+                self.stats.billed(request.model, actual, out_tokens, thought)
                 try:
                     answer = self._read(request, response, what)
                 except _BadAnswer as exc:
                     problem = str(exc)
                 except _Cut as cut:
-                    out_tokens = _usage(response, "candidates_token_count")
                     self.stats.cut_answers += 1
-                    self.stats.input_tokens += actual
-                    self.stats.output_tokens += out_tokens
                     raise AnswerCut(
                         what,
                         cut.text,
                         max_output_tokens=request.max_output_tokens,
-                        output_tokens=out_tokens,
-                        input_tokens=actual,
+                        output_tokens=spent.output_tokens,
+                        input_tokens=spent.input_tokens,
                         calls=calls,
+                        thinking_tokens=spent.thinking_tokens,
+                        model=request.model,
                     ) from None
                 else:
                     self.stats.answers += 1
-                    self.stats.input_tokens += actual
-                    out_tokens = _usage(response, "candidates_token_count")
-                    self.stats.output_tokens += out_tokens
                     return Answer(
                         text=answer[0],
                         parsed=answer[1],
-                        input_tokens=actual,
-                        output_tokens=out_tokens,
+                        input_tokens=spent.input_tokens,
+                        output_tokens=spent.output_tokens,
                         calls=calls,
                         quota_errors=quota_errors,
+                        thinking_tokens=spent.thinking_tokens,
+                        model=request.model,
                     )
             failures += 1
             self.stats.transient_errors += 1

@@ -10,6 +10,7 @@ from google.genai import types
 from pydantic import BaseModel
 
 from ratelimit.estimate import GEMINI_2, TokenRates, estimate_input_tokens
+from workers.gemini.thinking import thinking_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,12 @@ class GeminiRequest:
     """Structured output: the answer must be JSON that validates against this model."""
     temperature: float = 0.0
     max_output_tokens: int | None = None
-    """Room for the answer; Gemini cuts it there (finish reason MAX_TOKENS), and the
-    client then raises `AnswerCut` instead of returning half an answer."""
+    """Room for the answer (thinking included); Gemini cuts it there (finish reason
+    MAX_TOKENS), and the client then raises `AnswerCut` instead of returning half an
+    answer."""
+    thinking_budget: int | None = None
+    """Tokens the model may think first (-1: as it likes); None: the least the model
+    allows (`thinking.thinking_for`)."""
     what: str = field(default="", compare=False)
     """Names the request in logs and errors, e.g. "index page 3"."""
 
@@ -102,6 +107,12 @@ def to_sdk_config(request: GeminiRequest, timeout_ms: int) -> types.GenerateCont
     )
     if request.max_output_tokens is not None:
         config.max_output_tokens = request.max_output_tokens
+    thinking = thinking_for(request.model, request.thinking_budget)
+    if thinking is not None:
+        config.thinking_config = types.ThinkingConfig(
+            thinking_budget=thinking.budget,
+            thinking_level=None if thinking.level is None else types.ThinkingLevel(thinking.level),
+        )
     if request.system_instruction:
         config.system_instruction = request.system_instruction
     if request.schema is not None:

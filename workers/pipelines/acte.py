@@ -138,6 +138,7 @@ class ActeReader:
                 system_instruction=self._system("acte_extract", partial),
                 parts=(about, document, *tail),
                 max_output_tokens=self.ctx.output.acte_extract,
+                thinking_budget=self.ctx.thinking.acte_extract,
                 what=what,
             ),
             worker=self.worker,
@@ -168,6 +169,7 @@ class ActeReader:
                     + f"\n\nTu reçois les pages {first} à {last} sur {self.pages}.",
                     parts=(Text(chunk), *tail),
                     max_output_tokens=self.ctx.output.acte_boost,
+                    thinking_budget=self.ctx.thinking.acte_boost,
                     what=f"acte boost of pages {first}-{last}/{self.pages}",
                 ),
                 worker=self.worker,
@@ -187,25 +189,23 @@ class ActeReader:
 async def run_acte(
     path: Path, info: PdfInfo, ctx: PipelineContext, *, worker: str = ""
 ) -> PipelineResult:
-    tally = Tally()
+    tally = Tally(ctx.prices)
     reader = ActeReader(path, info, ctx, tally, worker)
     raw = await reader.extract()
     boosted = await reader.boost(raw)
     boosted_text = join_pages(boosted)
+    usage = tally.usage()
     document = ActeDocument(
         page_count=info.page_count,
         pages=sorted(raw),
         inconsistencies=inconsistencies(boosted_text),
         pipeline=pipeline_key(ctx.models),
         models={"extract": ctx.models.acte_extract, "boost": ctx.models.acte_boost},
-        usage=tally.usage(),
+        usage=usage,
     )
     return PipelineResult(
         file_content=join_pages(raw),
         boosted_file_content=boosted_text,
         file_content_json=document.to_json(),
-        gemini_calls=tally.calls,
-        input_tokens=tally.input_tokens,
-        output_tokens=tally.output_tokens,
-        cut_answers=tally.cut_answers,
+        usage=usage,
     )

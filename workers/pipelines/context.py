@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from workers.errors import JobError, ServiceUnavailable
 from workers.gemini import GeminiClient
 from workers.pdf import PdfLimits
-from workers.pipelines.output import OutputRoom
+from workers.pipelines.output import OutputRoom, ThinkingBudgets
+from workers.pricing import PriceTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class PipelineContext:
     models: Models
     pdf_limits: PdfLimits
     output: OutputRoom = field(default_factory=OutputRoom)
+    thinking: ThinkingBudgets = field(default_factory=ThinkingBudgets)
+    prices: PriceTable = field(default_factory=PriceTable.from_setting)
     page_concurrency: int = 4
     """Pages of one index document in flight at once (rendering + Gemini call)."""
     inline_max_bytes: int = 14 * 1024 * 1024

@@ -102,6 +102,7 @@ class PageReader:
             parts=parts,
             schema=IndexPage,
             max_output_tokens=self.room,
+            thinking_budget=self.ctx.thinking.index,
             what=what,
         )
 
@@ -179,7 +180,7 @@ async def run_index(
 ) -> PipelineResult:
     total = info.page_count
     readings: list[PageReading | None] = [None] * total
-    tally = Tally()
+    tally = Tally(ctx.prices)
     limit = anyio.CapacityLimiter(ctx.page_concurrency)
 
     async def read_page(index: int) -> None:
@@ -196,6 +197,7 @@ async def run_index(
     raw = [r.page for r in done]
     illegible = [r.page.pageNumber for r in done if r.illegible]
     boosted = boost_index(raw)
+    usage = tally.usage()
     document = IndexDocument(
         pages=boosted.pages,
         page_count=total,
@@ -203,14 +205,11 @@ async def run_index(
         boost=boosted.notes,
         pipeline=pipeline_key(ctx.models),
         model=ctx.models.index,
-        usage=tally.usage(),
+        usage=usage,
     )
     return PipelineResult(
         file_content=render_index_text(raw, illegible),
         boosted_file_content=render_index_text(boosted.pages, illegible),
         file_content_json=document.to_json(),
-        gemini_calls=tally.calls,
-        input_tokens=tally.input_tokens,
-        output_tokens=tally.output_tokens,
-        cut_answers=tally.cut_answers,
+        usage=usage,
     )

@@ -1,4 +1,5 @@
-"""How much room each step gives Gemini's answer, and the most a model can give.
+"""How much room each step gives Gemini's answer (and its thinking), and the most a model
+can give.
 
 Light on purpose (no SDK import): the settings module builds an `OutputRoom` at start-up.
 """
@@ -27,6 +28,16 @@ class OutputRoom:
         for name in ("index", "acte_extract", "acte_boost"):
             if getattr(self, name) < 1:
                 raise ValueError(f"OutputRoom.{name} must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingBudgets:
+    """Thinking budget of each step's requests (tokens; -1: as the model likes); None:
+    the least the model allows (`workers.gemini.thinking`)."""
+
+    index: int | None = None
+    acte_extract: int | None = None
+    acte_boost: int | None = None
 
 
 def model_output_limit(model: str) -> int:

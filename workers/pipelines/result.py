@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workers.gemini import Answer, AnswerCut
-from workers.pipelines.schema import Usage
+from workers.gemini.client import TokenCounts
+from workers.pipelines.schema import ModelUsage, Usage
+from workers.pricing import PriceTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,10 +19,8 @@ class PipelineResult:
     """The corrected, normalised text, same layout."""
     file_content_json: dict[str, Any] | None = None
     """The structured result (`IndexDocument` / `ActeDocument` as JSON)."""
-    gemini_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cut_answers: int = 0
+    usage: Usage = field(default_factory=Usage)
+    """What the document cost (zero for a cached result)."""
 
     def without_nul(self) -> PipelineResult:
         """Postgres text (and jsonb) cannot hold NUL; a model may emit one."""
@@ -45,28 +45,56 @@ def _strip_nul(value: Any) -> Any:
 
 @dataclass(slots=True)
 class Tally:
-    """What a document's Gemini requests cost, answers and cut answers alike."""
+    """What a document's Gemini requests cost, answers and cut answers alike, per model."""
 
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
+    prices: PriceTable = field(default_factory=PriceTable.from_setting)
     cut_answers: int = 0
+    models: dict[str, TokenCounts] = field(default_factory=dict)
+
+    def _add(self, model: str, calls: int, input_tokens: int, output: int, thinking: int) -> None:
+        counts = self.models.setdefault(model, TokenCounts())
+        counts.requests += calls
+        counts.input_tokens += input_tokens
+        counts.output_tokens += output
+        counts.thinking_tokens += thinking
 
     def answered(self, answer: Answer) -> None:
-        self.calls += answer.calls
-        self.input_tokens += answer.input_tokens
-        self.output_tokens += answer.output_tokens
+        self._add(
+            answer.model,
+            answer.calls,
+            answer.input_tokens,
+            answer.output_tokens,
+            answer.thinking_tokens,
+        )
 
     def cut(self, cut: AnswerCut) -> None:
-        self.calls += cut.calls
-        self.input_tokens += cut.input_tokens
-        self.output_tokens += cut.output_tokens
+        self._add(cut.model, cut.calls, cut.input_tokens, cut.output_tokens, cut.thinking_tokens)
         self.cut_answers += 1
 
+    @property
+    def calls(self) -> int:
+        return sum(c.requests for c in self.models.values())
+
     def usage(self) -> Usage:
+        by_model = {
+            model: ModelUsage(
+                gemini_calls=c.requests,
+                input_tokens=c.input_tokens,
+                output_tokens=c.output_tokens,
+                thinking_tokens=c.thinking_tokens,
+                cost_usd=self.prices.cost(
+                    model, c.input_tokens, c.output_tokens, c.thinking_tokens
+                ),
+            )
+            for model, c in sorted(self.models.items())
+        }
+        costs = [m.cost_usd for m in by_model.values()]
         return Usage(
-            gemini_calls=self.calls,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
+            gemini_calls=sum(m.gemini_calls for m in by_model.values()),
+            input_tokens=sum(m.input_tokens for m in by_model.values()),
+            output_tokens=sum(m.output_tokens for m in by_model.values()),
+            thinking_tokens=sum(m.thinking_tokens for m in by_model.values()),
             cut_answers=self.cut_answers,
+            cost_usd=None if None in costs else round(sum(c for c in costs if c), 8),
+            by_model=by_model,
         )

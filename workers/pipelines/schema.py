@@ -84,12 +84,30 @@ class BoostNote(BaseModel):
     """Why, in French, for a person reading the row."""
 
 
-class Usage(BaseModel):
+class ModelUsage(BaseModel):
+    """One model's share of a document's bill."""
+
     gemini_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0
+    cost_usd: float | None = None
+    """None: the price table does not know the model."""
+
+
+class Usage(BaseModel):
+    """What a document cost in Gemini calls, tokens and money."""
+
+    gemini_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    """Billed as output; counted apart."""
     cut_answers: int = 0
     """Answers Gemini cut at max_output_tokens (each continued, split or retried)."""
+    cost_usd: float | None = None
+    """At the price table's rates; None when a model used has no price."""
+    by_model: dict[str, ModelUsage] = Field(default_factory=dict)
 
 
 class IndexDocument(BaseModel):
