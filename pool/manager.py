@@ -36,6 +36,7 @@ from capacity import run_maintenance
 from capacity.errors import redact
 from pool.allocation import Allocation, AllocationRules, TypeDemand, allocate
 from pool.bill import BillPublisher, spent
+from pool.day_usage import DayUsage
 from pool.fleet_state import FleetState
 from pool.health import serve_health
 from pool.runtime import Runtime
@@ -136,6 +137,11 @@ class PoolManager:
         self.fleet = FleetState(
             runtime.redis, settings.ocr_redis_prefix, self.pool_id, ttl_seconds=3 * interval + 10
         )
+        self.day_usage = DayUsage(
+            runtime.limiter,
+            [t.store for t in runtime.targets],
+            flush_seconds=settings.gemini_rpd_flush_seconds,
+        )
         self.bill = BillPublisher(
             runtime.redis,
             runtime.gemini.stats,
@@ -234,6 +240,7 @@ class PoolManager:
             await self.runtime.limiter.publish()
         except Exception as exc:
             raise StartupError(f"Redis refused the limiter's scripts: {redact(str(exc))}") from None
+        await self.day_usage.start()
         if self.runtime.capacity is not None:
             try:
                 await self.runtime.capacity.publish()
@@ -289,6 +296,7 @@ class PoolManager:
                 services.start_soon(self._every, self.settings.ocr_lease_seconds / 2, self._recover)
                 services.start_soon(self._every, 2.0, self._publish_assignments)
                 services.start_soon(self.runtime.limiter.run_publisher)
+                services.start_soon(self.day_usage.run)
                 services.start_soon(self.bill.run)
                 if self.runtime.capacity is not None:
                     services.start_soon(run_maintenance, self.runtime.capacity)
@@ -302,6 +310,7 @@ class PoolManager:
             self.ready = False
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._flush_times()
+                await self.day_usage.stop()
                 await self._flush_bill()
                 await self.fleet.withdraw_allocation()
                 await self.fleet.publish_assignments({w.name: None for w in self.workers})

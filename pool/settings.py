@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     """Per-model quotas `model=rpm:tpm[:rpd],...` over GEMINI_RPM/TPM/RPD_LIMIT."""
     gemini_quota_timezone: str = "America/Los_Angeles"
     """Per-day quotas reset at midnight in this zone (Gemini: Pacific time)."""
+    gemini_rpd_flush_seconds: float = Field(5.0, ge=0.1, le=3600)
+    """How often each pool saves the day's request counts to its queue databases (and puts
+    back a greater one into Redis): a Redis restart cannot make the fleet spend the daily
+    quota twice (pool/day_usage.py)."""
     gemini_model_index: str = Field("gemini-2.5-flash", min_length=1)
     gemini_model_acte_extract: str = Field("gemini-2.5-flash", min_length=1)
     gemini_model_acte_boost: str = Field("gemini-2.5-flash", min_length=1)

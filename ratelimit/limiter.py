@@ -333,6 +333,47 @@ class GeminiLimiter:
                 self._outage.failed(exc)
             await anyio.sleep(interval)
 
+    # -- the day's count, kept durable by the caller ---------------------------------
+    # Redis may run without persistence: a restart forgets the requests counted today.
+    # These two calls let a caller that can keep the counts (the pool: its queue database,
+    # pool/day_usage.py) read them out and put them back; the limiter itself knows nothing
+    # of where they are kept. A quota day is a day number: days since 1970-01-01 in
+    # `config.day_timezone`, by Redis TIME (the day `acquire` counts requests in).
+    async def day_counts(self) -> tuple[str, int, dict[str, tuple[int, int]]]:
+        """`(epoch, today, {model: (quota_day, count)})`, read by one script (day_counts.lua).
+
+        `epoch` is the id of Redis's current epoch, '' while none exists (Redis came back
+        empty and nobody acquired since): a caller that sees it change knows that Redis lost
+        its state in between. `today` is the quota day now. Each model seen has the day its
+        count belongs to, an earlier one when nothing was granted since that day ended.
+        Raises on an outage (OUTAGE_ERRORS) or `LimiterError`."""
+        reply = await self._once("day_counts", (self.prefix, self._day_offset()))
+        return self._day_counts_reply(reply)
+
+    async def raise_day_count(self, model: str, quota_day: int, count: int) -> bool:
+        """Make `model`'s request count for `quota_day` at least `count` (atomically: the
+        greater of the two), if `quota_day` is today in Redis; for any other day nothing
+        changes and False is returned, so a count from yesterday never lands in today.
+        Never lowers a count. Raises on an outage (OUTAGE_ERRORS) or `LimiterError`."""
+        model = check_model(model)
+        if quota_day < 0 or count < 0:
+            raise ValueError(f"quota day and count must not be negative ({quota_day}, {count})")
+        reply = await self._once(
+            "day_counts", (self.prefix, self._day_offset(), model, quota_day, count)
+        )
+        return self._day_counts_reply(reply)[1] == quota_day
+
+    @staticmethod
+    def _day_counts_reply(reply: Sequence[object]) -> tuple[str, int, dict[str, tuple[int, int]]]:
+        def text(value: object) -> str:
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        counts = {
+            text(reply[i]): (int(text(reply[i + 1])), int(text(reply[i + 2])))
+            for i in range(2, len(reply) - 2, 3)
+        }
+        return text(reply[0]), int(text(reply[1])), counts
+
 
 async def read_fleet_usage(redis: Redis, prefix: str, config: LimiterConfig) -> FleetUsage:
     """Run publish.lua once (any process may: `ocr-pool status` does)."""

@@ -12,7 +12,7 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-NAMES = ("acquire", "reconcile", "withdraw", "report", "publish")
+NAMES = ("acquire", "reconcile", "withdraw", "report", "publish", "day_counts")
 
 
 @cache
@@ -38,6 +38,7 @@ class Scripts:
     withdraw: AsyncScript
     report: AsyncScript
     publish: AsyncScript
+    day_counts: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

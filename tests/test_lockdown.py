@@ -65,6 +65,7 @@ TABLES = {
     "ocr_pool_created_tables",
     "ocr_result_cache",
     "ocr_pool_allocations",
+    "ocr_gemini_day_usage",
 }
 VIEWS = {"ocr_queue_stats", "ocr_recent_errors", "ocr_hourly_throughput", "ocr_allocation_recent"}
 FUNCTIONS = {
@@ -85,6 +86,7 @@ FUNCTIONS = {
     "ocr_cache_get",
     "ocr_cache_put",
     "ocr_record_allocation",
+    "ocr_gemini_day_usage_merge",
     "ocr_lockdown",
 }
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any, Protocol
 
 from workers.store.models import (
@@ -96,6 +97,14 @@ class QueueStore(Protocol):
         ...
 
     async def record_allocation(self, record: AllocationRecord) -> None: ...
+
+    async def merge_gemini_day_usage(
+        self, quota_day: date, requests: Mapping[str, int]
+    ) -> dict[str, int]:
+        """Merge the Gemini requests counted on `quota_day` per model into the durable
+        copy (each stored count becomes the greater of the two, never lower) and return
+        the stored count of every model of that day (`{}` given: just read the day)."""
+        ...
 
     async def close(self) -> None: ...
 

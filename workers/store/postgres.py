@@ -8,7 +8,8 @@ prepared-statement cache, which transaction pooling cannot keep.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -251,6 +252,17 @@ class PostgresStore:
 
     async def record_allocation(self, record: AllocationRecord) -> None:
         await self._run(lambda p: p.execute(_Q["record_allocation"], *record.as_params().values()))
+
+    async def merge_gemini_day_usage(
+        self, quota_day: date, requests: Mapping[str, int]
+    ) -> dict[str, int]:
+        models = sorted(requests)
+        rows = await self._run(
+            lambda p: p.fetch(
+                _Q["gemini_day_usage_merge"], quota_day, models, [requests[m] for m in models]
+            )
+        )
+        return {r["model"]: int(r["requests"]) for r in rows}
 
     async def close(self) -> None:
         await self._pool.close()

@@ -1,5 +1,5 @@
 -- Queue operations of the direct-Postgres adapter: each is one call of a SQL
--- function from migrations/0002–0007 (the Supabase adapter calls the same
+-- function from migrations/0002–0008 (the Supabase adapter calls the same
 -- functions through PostgREST rpc).
 
 -- name: ping
@@ -51,3 +51,7 @@ SELECT ocr_record_allocation(p_pool_id => $1, p_server_id => $2, p_pool_size => 
                              p_index_workers => $4, p_acte_workers => $5,
                              p_index_waiting => $6, p_acte_waiting => $7,
                              p_index_seconds => $8, p_acte_seconds => $9, p_reason => $10);
+
+-- name: gemini_day_usage_merge
+SELECT model, requests
+FROM ocr_gemini_day_usage_merge(p_quota_day => $1, p_models => $2, p_requests => $3);

@@ -7,7 +7,8 @@ queue functions are never exposed to the anon key (see migrations).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import httpx
@@ -215,6 +216,20 @@ class SupabaseStore:
 
     async def record_allocation(self, record: AllocationRecord) -> None:
         await self._rpc("ocr_record_allocation", record.as_params())
+
+    async def merge_gemini_day_usage(
+        self, quota_day: date, requests: Mapping[str, int]
+    ) -> dict[str, int]:
+        models = sorted(requests)
+        rows = await self._rpc(
+            "ocr_gemini_day_usage_merge",
+            {
+                "p_quota_day": quota_day.isoformat(),
+                "p_models": models,
+                "p_requests": [requests[m] for m in models],
+            },
+        )
+        return {r["model"]: int(r["requests"]) for r in rows}
 
     async def close(self) -> None:
         await self._http.aclose()
