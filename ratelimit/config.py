@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ratelimit.policy import CeilingPolicy, WireMargin
+
 
 @dataclass(frozen=True, slots=True)
 class Quota:
@@ -71,10 +73,27 @@ class LimiterConfig:
     worker_ttl_seconds: float = 120.0
     """A `gemini:workers` field not refreshed for this long is reaped."""
     decrease: float = 0.7
-    """Adaptive ceiling: factor applied to the effective limits on a 429."""
-    recovery_per_window: float = 0.05
-    """Adaptive ceiling: factor regained per quiet window (0.5 -> 1.0 in 10 windows)."""
+    """Adaptive ceiling: factor applied to the effective limits by a 429 of ours."""
+    recovery_per_window: float = 0.15
+    """Adaptive ceiling: factor regained per window after a decrease (0.7 -> 0.95 in 1.7
+    windows)."""
     lowest_factor: float = 0.1
+    own_share: float = 0.9
+    """A 429 lowers the ceiling only if it came while the fleet used at least this share of
+    its ceiling; below it, it is someone else's traffic and only pauses the fleet."""
+    lead_seconds: float = 0.5
+    """A waiter is granted up to this long before its room frees, told when it may send
+    (`Reservation.not_before`): the request is built meanwhile, not after a poll."""
+    max_flight_seconds: float = 300.0
+    """A grant never settled (its process died) stays in flight this long, then counts as
+    arrived at that moment. Must exceed the longest call (the client's timeout)."""
+    wire_margin_seconds: float = 0.1
+    """From `wire()` (just before the HTTP call) to the arrival at Gemini: the SDK's work,
+    connection set-up, the network (see `policy.WireMargin`)."""
+    wire_bytes_per_second: float = 2_000_000.0
+    """Slowest upload counted in the wire margin (the body's bytes at this rate)."""
+    settle_delay_seconds: float = 0.005
+    """A settlement waits at most this long for a call of this process to carry it."""
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.window_seconds <= 86_400:
@@ -83,11 +102,27 @@ class LimiterConfig:
             raise ValueError(f"max poll must be in (0, 60] s (got {self.max_poll_seconds})")
         if self.ticket_ttl_seconds < 2 * self.max_poll_seconds:
             raise ValueError("ticket ttl must be at least twice the max poll interval")
-        if not 0 < self.decrease < 1 or not 0 < self.lowest_factor <= 1:
-            raise ValueError("decrease must be in (0, 1) and lowest factor in (0, 1]")
-        if self.recovery_per_window < 0:
-            raise ValueError("recovery per window must not be negative")
+        if not 0 <= self.lead_seconds <= 60:
+            raise ValueError(f"lead must be 0 to 60 s (got {self.lead_seconds})")
+        if not 1 <= self.max_flight_seconds <= 86_400:
+            raise ValueError(f"max flight must be 1 to 86400 s (got {self.max_flight_seconds})")
+        if not 0 <= self.settle_delay_seconds <= 1:
+            raise ValueError(f"settle delay must be 0 to 1 s (got {self.settle_delay_seconds})")
+        _ = (self.ceiling_policy, self.wire_margin)  # each checks its own values
         day_offset_seconds(self.day_timezone)
+
+    @property
+    def ceiling_policy(self) -> CeilingPolicy:
+        return CeilingPolicy(
+            decrease=self.decrease,
+            recovery_per_window=self.recovery_per_window,
+            lowest_factor=self.lowest_factor,
+            own_share=self.own_share,
+        )
+
+    @property
+    def wire_margin(self) -> WireMargin:
+        return WireMargin(self.wire_margin_seconds, self.wire_bytes_per_second)
 
     def quota_for(self, model: str) -> Quota:
         return self.model_quotas.get(check_model(model), self.quota)

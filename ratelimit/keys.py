@@ -11,15 +11,15 @@ from ratelimit.config import check_model
 @dataclass(frozen=True, slots=True)
 class ModelKeys:
     grants: str
-    tokens: str
+    """zset '<grant id>:<tokens>' -> stamp (us): arrival bound, or in-flight deadline"""
     state: str
     tickets: str
-    ticket_tokens: str
+    """zset '<ticket id>:<tokens>' -> arrival (us)"""
     ticket_deadlines: str
     cooldown: str
     stats: str
     rpm: str
-    """plain number: requests granted in the last window"""
+    """plain number: requests in the last window (in flight included), set by publish"""
     tpm: str
     """plain number: input tokens of those requests (estimates until reconciled)"""
     rpd: str
@@ -41,10 +41,8 @@ def model_keys(prefix: str, model: str) -> ModelKeys:
     base = f"{prefix}gemini:model:{model}:"
     return ModelKeys(
         grants=f"{base}grants",
-        tokens=f"{base}tokens",
         state=f"{base}state",
         tickets=f"{base}tickets",
-        ticket_tokens=f"{base}tickets:tokens",
         ticket_deadlines=f"{base}tickets:deadlines",
         cooldown=f"{base}cooldown",
         stats=f"{base}stats",

@@ -4,13 +4,23 @@
 against every limit of the model at once: requests and input tokens in a sliding window,
 requests per day, the adaptive ceiling, a fleet cooldown after a 429, and the queue of
 older waiters (head-of-line: nobody takes the room an older, larger request waits for).
-`reconcile` replaces the estimate by the API's count; `refund` takes back a call that
-never went out. When Redis cannot be reached, nothing is granted (fail closed): waiters
-retry with backoff and one line is logged per outage.
+
+A grant is *in flight* until it is settled: `reconcile` (the API's token count), `release`
+(the call ended without one: a 429, a network error) or `refund` (it never went out). Its
+slot counts from when the request reached Gemini, not from the grant: the caller calls
+`wire()` just before the HTTP call, and the slot is stamped at that moment plus the wire
+margin, never later than the answer (`ratelimit.policy`). A waiter may be granted up to
+`lead_seconds` before its room frees; `wire()` (or `acquire` itself, unless `early`) waits
+until then. Settlements cost no round trip of their own: they ride on this process's next
+call to Redis, or go on their own after `settle_delay_seconds`.
+
+When Redis cannot be reached, nothing is granted (fail closed): waiters retry with backoff
+and one line is logged per outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import secrets
@@ -19,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio
+import sniffio
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
@@ -26,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ratelimit.config import LimiterConfig, check_model, day_offset_seconds
 from ratelimit.estimate import EstimateStats
+from ratelimit.policy import arrival_bound_us, local_deadline, quota_dimension
 from ratelimit.quota_error import QuotaSignal
 from ratelimit.scripts import Scripts
 from ratelimit.usage import FleetUsage, parse_fleet_usage
@@ -35,6 +47,10 @@ log = logging.getLogger("ratelimit")
 OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 MAX_BACKOFF_SECONDS = 5.0
 DEFAULT_429_DELAY_SECONDS = 5.0
+MAX_CARRIED = 256
+"""Settlements carried by one call at most (the rest go with the next)."""
+DAY_OFFSET_SECONDS = 60.0
+"""The quota day's offset from UTC is looked up again after this long (DST changes)."""
 
 
 class LimiterError(Exception):
@@ -45,9 +61,16 @@ class RequestTooLarge(ValueError):
     """A request asks for more tokens than the model's whole window allows: it never fits."""
 
 
-@dataclass(frozen=True, slots=True)
+class ReservationExpired(LimiterError):
+    """`wire()` was called after the grant's in-flight deadline: the grant may already count
+    as arrived and left the window, so sending now could exceed the quota. Acquire again."""
+
+
+@dataclass(slots=True)
 class Reservation:
-    """A granted request. Pass it to `reconcile` after the call, or `refund` if none was made."""
+    """A granted request. Call `wire()` just before sending it, then settle it once:
+    `reconcile` after an answer, `release` after a call that may have reached Gemini
+    without a token count (429, network error), `refund` if it never went out."""
 
     id: str
     model: str
@@ -56,6 +79,17 @@ class Reservation:
     """Redis time of the grant, microseconds since the epoch"""
     waited: float
     """seconds between asking and the grant"""
+    not_before: float = 0.0
+    """monotonic time from which the request may leave (its slot is free by then)"""
+    not_before_us: int = 0
+    """the same in Redis time"""
+    asked_at: float = 0.0
+    """monotonic time just before the granting call left for Redis"""
+    flight_seconds: float = 300.0
+    sent_at: float | None = None
+    """monotonic time `wire()` let the request go"""
+    body_bytes: int = 0
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +97,8 @@ class Cooldown:
     seconds: float
     ceiling_factor: float
     lowered: bool
+    share: float = 1.0
+    """share of its ceiling the fleet used when the 429 came (below `own_share`: not ours)"""
 
 
 @dataclass(slots=True)
@@ -73,6 +109,32 @@ class ModelMetrics:
     refunds: int = 0
     quota_errors: int = 0
     estimates: EstimateStats = field(default_factory=EstimateStats)
+
+
+@dataclass(frozen=True, slots=True)
+class _Settlement:
+    model: str
+    id: str
+    granted_us: int
+    estimate: int
+    kind: str
+    """r: reconcile, k: keep the estimate (release), f: refund"""
+    actual: int
+    arrival_after_us: int
+    worker: str
+    made_at: float
+
+    def args(self) -> tuple[str | int, ...]:
+        return (
+            self.model,
+            self.id,
+            self.granted_us,
+            self.estimate,
+            self.kind,
+            self.actual,
+            self.arrival_after_us,
+            self.worker,
+        )
 
 
 def _text(value: bytes | str | int) -> str:
@@ -116,6 +178,10 @@ def _backoff(attempt: int) -> float:
     return min(MAX_BACKOFF_SECONDS, 0.05 * 2.0 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
 
 
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
 class GeminiLimiter:
     """One process's handle on the fleet-wide limiter (share it between its tasks)."""
 
@@ -128,17 +194,34 @@ class GeminiLimiter:
         self._epoch = ""
         kwargs = redis.connection_pool.connection_kwargs
         self._outage = _Outage(f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}")
+        self._pending: list[_Settlement] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._offset = (0, -1.0)
+        self._window_us = config.window_us
+        self._worker_ttl_us = _us(config.worker_ttl_seconds)
+        self._ticket_ttl_us = _us(config.ticket_ttl_seconds)
 
     # -- helpers -------------------------------------------------------------------
     def _metrics(self, model: str) -> ModelMetrics:
         return self.metrics.setdefault(model, ModelMetrics())
 
     def _day_offset(self) -> int:
-        return day_offset_seconds(self.config.day_timezone)
+        offset, until = self._offset
+        now = time.monotonic()
+        if now >= until:
+            offset = day_offset_seconds(self.config.day_timezone)
+            self._offset = (offset, now + DAY_OFFSET_SECONDS)
+        return offset
 
     @property
     def redis_down(self) -> bool:
         return self._outage.down
+
+    @property
+    def pending_settlements(self) -> int:
+        """Settlements not yet delivered to Redis."""
+        return len(self._pending)
 
     async def _once(self, script: str, args: Sequence[str | int | float]) -> list[object]:
         """One script call; outage errors propagate, other Redis errors become LimiterError."""
@@ -151,22 +234,111 @@ class GeminiLimiter:
         self._outage.answered()
         return reply  # type: ignore[no-any-return]
 
-    async def _best_effort(self, script: str, args: Sequence[str | int | float]) -> bool:
-        """For calls after the fact (reconcile, refund, withdraw): one retry, then give up.
-        Giving up is safe: the grant keeps its estimate, a ticket expires on its own."""
-        for attempt in range(2):
+    # -- settlements carried by any call ---------------------------------------------
+    def _take(self) -> list[_Settlement]:
+        """Pending settlements for one call (oldest first); ones too old to matter (their
+        grant has left the window whatever happened) are dropped."""
+        if not self._pending:
+            return []
+        horizon = time.monotonic() - self.config.max_flight_seconds - self.config.window_seconds
+        carried = [s for s in self._pending[:MAX_CARRIED] if s.made_at > horizon]
+        del self._pending[:MAX_CARRIED]
+        return carried
+
+    def _put_back(self, carried: list[_Settlement]) -> None:
+        if carried:
+            self._pending[:0] = carried
+            self._schedule_flush(retry=True)
+
+    @staticmethod
+    def _carry(carried: list[_Settlement]) -> list[str | int]:
+        flat: list[str | int] = [len(carried)]
+        for settlement in carried:
+            flat.extend(settlement.args())
+        return flat
+
+    async def _carrying(self, script: str, head: Sequence[str | int | float]) -> list[object]:
+        """`script` with this process's pending settlements after its own arguments; they
+        are put back if the call did not reach Redis."""
+        carried = self._take()
+        try:
+            return await self._once(script, [*head, *self._carry(carried)])
+        except BaseException:
+            self._put_back(carried)
+            raise
+
+    def _schedule_flush(self, *, retry: bool = False) -> None:
+        """Deliver pending settlements after `settle_delay_seconds` unless a call of this
+        process carried them by then (asyncio: a timer; other event loops flush inline)."""
+        if self._flush_timer is not None or (self._flusher and not self._flusher.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = self.config.settle_delay_seconds if not retry else 0.25
+        self._flush_timer = loop.call_later(delay, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        if self._pending and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        try:
+            delivered = await self.flush()
+        except LimiterError as exc:
+            log.error("%s; %d settlements dropped", exc, len(self._pending))
+            self._pending.clear()
+            return
+        except asyncio.CancelledError:
+            return
+        if not delivered:
+            self._flusher = None
+            self._schedule_flush(retry=True)
+
+    async def flush(self) -> bool:
+        """Deliver every pending settlement now. False if Redis could not be reached (they
+        stay pending and are tried again)."""
+        while self._pending:
+            carried = self._take()
+            args = (self.prefix, self._window_us, self._day_offset(), self._worker_ttl_us)
             try:
-                await self._once(script, args)
-                return True
+                await self._once("settle", [*args, *self._carry(carried)])
             except OUTAGE_ERRORS as exc:
                 self._outage.failed(exc)
-                if attempt == 0:
-                    await anyio.sleep(0.05)
-        return False
+                self._pending[:0] = carried
+                return False
+            except BaseException:
+                self._pending[:0] = carried
+                raise
+        return True
+
+    async def aclose(self) -> None:
+        """Deliver what is pending (best effort, at most a second) and stop the timer."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+            await self.flush()
 
     # -- acquire -------------------------------------------------------------------
-    async def acquire(self, model: str, estimated_tokens: int, *, worker: str = "") -> Reservation:
-        """Wait until the fleet may send one request of `estimated_tokens` input tokens."""
+    async def acquire(
+        self,
+        model: str,
+        estimated_tokens: int,
+        *,
+        worker: str = "",
+        early: bool = False,
+        flight_seconds: float | None = None,
+    ) -> Reservation:
+        """Wait until the fleet may send one request of `estimated_tokens` input tokens.
+
+        With `early`, return as soon as the grant is made, possibly up to `lead_seconds`
+        before its room frees: the caller must then `await wire(reservation)` just before
+        sending. Without, this returns only once the request may leave. `flight_seconds`
+        bounds the call (default `max_flight_seconds`): a grant never settled counts as
+        arrived then."""
         model = check_model(model)
         quota = self.config.quota_for(model)
         if estimated_tokens < 0:
@@ -176,13 +348,17 @@ class GeminiLimiter:
                 f"a request of {estimated_tokens} input tokens can never fit {model}'s "
                 f"limit of {quota.tpm} tokens per window"
             )
+        flight = self.config.max_flight_seconds if flight_seconds is None else flight_seconds
+        if not 1 <= flight <= 86_400:
+            raise ValueError(f"flight must be 1 to 86400 s (got {flight})")
         ticket = secrets.token_hex(8)
         arrival = 0
         started = time.monotonic()
         failures = 0
+        reservation: Reservation | None = None
         try:
             while True:
-                args = (
+                head = (
                     self.prefix,
                     model,
                     ticket,
@@ -191,85 +367,155 @@ class GeminiLimiter:
                     quota.rpm,
                     quota.tpm,
                     quota.rpd or 0,
-                    self.config.window_us,
-                    round(self.config.ticket_ttl_seconds * 1e6),
+                    self._window_us,
+                    self._ticket_ttl_us,
                     self._day_offset(),
                     self._epoch,
-                    secrets.token_hex(8),
                     worker,
-                    round(self.config.worker_ttl_seconds * 1e6),
+                    self._worker_ttl_us,
                     self.config.recovery_per_window,
+                    _us(self.config.lead_seconds),
+                    _us(flight),
                 )
+                asked = time.monotonic()
                 try:
-                    reply = await self._once("acquire", args)
+                    reply = await self._carrying("acquire", head)
                 except OUTAGE_ERRORS as exc:
                     self._outage.failed(exc)
                     await anyio.sleep(_backoff(failures))
                     failures += 1
                     continue
+                received = time.monotonic()
                 failures = 0
                 self._epoch = _text(reply[2])  # type: ignore[arg-type]
                 arrival = int(_text(reply[3]))  # type: ignore[arg-type]
                 if reply[0] == 1:
+                    granted_us = int(_text(reply[1]))  # type: ignore[arg-type]
+                    not_before_us = int(_text(reply[4]))  # type: ignore[arg-type]
+                    reservation = Reservation(
+                        id=ticket,
+                        model=model,
+                        tokens=estimated_tokens,
+                        granted_at_us=granted_us,
+                        waited=received - started,
+                        not_before=local_deadline(received, granted_us, not_before_us),
+                        not_before_us=not_before_us,
+                        asked_at=asked,
+                        flight_seconds=flight,
+                    )
+                    if not early:
+                        await self._until(reservation.not_before)
                     waited = time.monotonic() - started
                     metrics = self._metrics(model)
                     metrics.grants += 1
                     metrics.wait_seconds += waited
                     metrics.max_wait_seconds = max(metrics.max_wait_seconds, waited)
-                    return Reservation(
-                        id=ticket,
-                        model=model,
-                        tokens=estimated_tokens,
-                        granted_at_us=int(_text(reply[1])),  # type: ignore[arg-type]
-                        waited=waited,
-                    )
+                    return reservation
                 retry = int(_text(reply[1])) / 1e6  # type: ignore[arg-type]
                 await anyio.sleep(min(retry, self.config.max_poll_seconds))
         except BaseException:
+            # A waiter that gives up leaves the queue; a grant it never got to use (the
+            # reply was lost to the cancellation, or it was waiting for its moment to
+            # send) is taken back.
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-                await self._best_effort(
-                    "withdraw",
-                    (
-                        self.prefix,
-                        model,
-                        ticket,
-                        worker,
-                        round(self.config.worker_ttl_seconds * 1e6),
-                    ),
-                )
+                await self._withdraw(model, ticket, estimated_tokens, worker)
             raise
+
+    async def _withdraw(self, model: str, ticket: str, tokens: int, worker: str) -> None:
+        args = (self.prefix, model, ticket, tokens, worker, self._worker_ttl_us)
+        for attempt in range(2):
+            try:
+                await self._once("withdraw", args)
+                return
+            except OUTAGE_ERRORS as exc:
+                self._outage.failed(exc)
+                if attempt == 0:
+                    await anyio.sleep(0.05)
+
+    @staticmethod
+    async def _until(moment: float) -> None:
+        delay = moment - time.monotonic()
+        if delay > 0:
+            await anyio.sleep(delay)
+
+    async def wire(self, reservation: Reservation, *, body_bytes: int = 0) -> None:
+        """Call just before the HTTP request leaves: waits until its slot is free
+        (`not_before`), then marks the moment. The slot is stamped at that moment plus the
+        wire margin for `body_bytes` (never later than the answer)."""
+        if reservation.settled:
+            raise ValueError("this reservation was already settled")
+        await self._until(reservation.not_before)
+        now = time.monotonic()
+        if now - reservation.asked_at > reservation.flight_seconds - 1:
+            await self.refund(reservation)
+            raise ReservationExpired(
+                f"Gemini limiter: the grant for {reservation.model} is older than its "
+                f"{reservation.flight_seconds:g} s flight; acquire again"
+            )
+        reservation.sent_at = now
+        reservation.body_bytes = max(0, body_bytes)
 
     # -- after the call ------------------------------------------------------------
     async def reconcile(
         self, reservation: Reservation, actual_input_tokens: int, *, worker: str = ""
     ) -> bool:
-        """Charge the window with the tokens the API counted instead of the estimate.
-        Returns False if Redis could not be told (the estimate then stays charged)."""
+        """Settle the grant with the tokens the API counted instead of the estimate. The
+        settlement rides on this process's next call to Redis (or goes on its own within
+        `settle_delay_seconds`); True when it is accepted for delivery, False when the
+        reservation was already settled."""
         if actual_input_tokens < 0:
             raise ValueError(f"actual tokens must not be negative (got {actual_input_tokens})")
+        if reservation.settled:
+            return False
         self._metrics(reservation.model).estimates.add(reservation.tokens, actual_input_tokens)
-        return await self._settle(reservation, actual_input_tokens, worker)
+        return await self._deliver(self._settle(reservation, "r", actual_input_tokens, worker))
+
+    async def release(self, reservation: Reservation, *, worker: str = "") -> bool:
+        """Settle a grant whose call ended without a token count but may have reached
+        Gemini (a 429, a 5xx, a timeout): it keeps its estimate in the window."""
+        return await self._deliver(self._settle(reservation, "k", reservation.tokens, worker))
 
     async def refund(self, reservation: Reservation, *, worker: str = "") -> bool:
         """Give back a grant whose call never went out (request, tokens and today's count)."""
+        if reservation.settled:
+            return False
         self._metrics(reservation.model).refunds += 1
-        return await self._settle(reservation, -1, worker)
+        return await self._deliver(self._settle(reservation, "f", 0, worker))
 
-    async def _settle(self, reservation: Reservation, actual: int, worker: str) -> bool:
-        return await self._best_effort(
-            "reconcile",
-            (
-                self.prefix,
+    async def _deliver(self, queued: bool) -> bool:
+        """On asyncio a timer delivers what no call carried; elsewhere it goes now."""
+        if queued and sniffio.current_async_library() != "asyncio":
+            await self.flush()
+        return queued
+
+    def _settle(self, reservation: Reservation, kind: str, actual: int, worker: str) -> bool:
+        """Queue a settlement; the caller then `await self._deliver()`."""
+        if reservation.settled:
+            return False
+        reservation.settled = True
+        now = time.monotonic()
+        sent = reservation.sent_at
+        arrival = arrival_bound_us(
+            sent_after_us=None if sent is None else _us(sent - reservation.asked_at) + 1,
+            answered_after_us=_us(now - reservation.asked_at) + 1,
+            body_bytes=reservation.body_bytes,
+            margin=self.config.wire_margin,
+        )
+        self._pending.append(
+            _Settlement(
                 reservation.model,
                 reservation.id,
-                actual,
+                reservation.granted_at_us,
                 reservation.tokens,
-                self.config.window_us,
-                self._day_offset(),
+                kind,
+                actual,
+                arrival,
                 worker,
-                round(self.config.worker_ttl_seconds * 1e6),
-            ),
+                now,
+            )
         )
+        self._schedule_flush()
+        return True
 
     async def report_quota_error(
         self,
@@ -278,14 +524,18 @@ class GeminiLimiter:
         *,
         reservation: Reservation | None = None,
         default_delay: float = DEFAULT_429_DELAY_SECONDS,
+        worker: str = "",
     ) -> Cooldown | None:
         """After a 429: pause `model` for the whole fleet (RetryInfo's delay, or until the
-        daily reset for a per-day quota) and lower the adaptive ceiling.
-        Returns None if Redis could not be told."""
+        daily reset for a per-day quota) and, if the fleet was at its ceiling, lower it.
+        `reservation` (the request that got the 429) is released. Returns None if Redis
+        could not be told."""
         model = check_model(model)
         self._metrics(model).quota_errors += 1
+        if reservation is not None and not reservation.settled:
+            self._settle(reservation, "k", reservation.tokens, worker)
         delay = signal.retry_delay if signal.retry_delay is not None else default_delay
-        args = (
+        head = (
             self.prefix,
             model,
             round(delay * 1000),
@@ -295,11 +545,14 @@ class GeminiLimiter:
             self.config.decrease,
             self.config.lowest_factor,
             self.config.recovery_per_window,
-            self.config.window_us,
+            self._window_us,
             self._day_offset(),
+            quota_dimension(signal.quota_ids),
+            self.config.own_share,
+            self._worker_ttl_us,
         )
         try:
-            reply = await self._once("report", args)
+            reply = await self._carrying("report", head)
         except OUTAGE_ERRORS as exc:
             self._outage.failed(exc)
             return None
@@ -307,21 +560,34 @@ class GeminiLimiter:
             seconds=int(reply[0]) / 1000,  # type: ignore[call-overload]
             ceiling_factor=float(_text(reply[1])),  # type: ignore[arg-type]
             lowered=reply[2] == 1,
+            share=float(_text(reply[3])),  # type: ignore[arg-type]
         )
         log.warning(
-            "Gemini %s: %s; fleet paused %.1f s, ceiling %.0f%% of the limits",
+            "Gemini %s: %s at %.0f%% of the ceiling; fleet paused %.1f s, ceiling %.0f%% of "
+            "the limits%s",
             model,
             signal.describe(),
+            cooldown.share * 100,
             cooldown.seconds,
             cooldown.ceiling_factor * 100,
+            "" if cooldown.lowered or signal.per_day else " (not lowered)",
         )
         return cooldown
 
     # -- inspection ----------------------------------------------------------------
     async def publish(self) -> FleetUsage:
         """Refresh gemini:rpm:current / gemini:tpm:current (and per-model keys), reap
-        stale gemini:workers fields; return the fleet's usage. Raises on an outage."""
-        return await read_fleet_usage(self.redis, self.prefix, self.config)
+        stale gemini:workers fields, deliver pending settlements; return the fleet's
+        usage. Raises on an outage."""
+        head = (
+            self.prefix,
+            self._window_us,
+            self._day_offset(),
+            self.config.recovery_per_window,
+            self._worker_ttl_us,
+        )
+        reply = await self._carrying("publish", head)
+        return parse_fleet_usage(reply)  # type: ignore[arg-type]
 
     async def run_publisher(self, interval: float = 1.0) -> None:
         """Publish forever (a pool runs this in its task group); survives outages."""
@@ -386,6 +652,8 @@ async def read_fleet_usage(redis: Redis, prefix: str, config: LimiterConfig) -> 
                 config.window_us,
                 day_offset_seconds(config.day_timezone),
                 config.recovery_per_window,
+                _us(config.worker_ttl_seconds),
+                0,
             ],
         )
     except OUTAGE_ERRORS:

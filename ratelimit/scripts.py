@@ -12,7 +12,7 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-NAMES = ("acquire", "reconcile", "withdraw", "report", "publish", "day_counts")
+NAMES = ("acquire", "settle", "withdraw", "report", "publish", "day_counts")
 
 
 @cache
@@ -34,7 +34,7 @@ def script_sha(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Scripts:
     acquire: AsyncScript
-    reconcile: AsyncScript
+    settle: AsyncScript
     withdraw: AsyncScript
     report: AsyncScript
     publish: AsyncScript

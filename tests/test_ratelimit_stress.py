@@ -1,9 +1,10 @@
 """The limiter under load from many processes against one Redis (issue: must show 1, 2, 4).
 
 8 processes x 25 acquirers ask for 1k-60k tokens each, without pause, on a 2 s window:
-a standing backlog far above the limits. From every grant's Redis timestamp: no sliding
-window ever holds more than the limits, the binding limit (tokens) is >= 97 % used, the
-largest requests wait a bounded time, and a real Redis restart mid-run changes none of it.
+a standing backlog far above the limits. From the moment each request left (the sender's
+clock, not the limiter's stamps): no sliding window ever holds more than the limits, the
+binding limit (tokens) is >= 97 % used, the largest requests wait a bounded time, and a
+real Redis restart mid-run changes none of it.
 """
 
 from __future__ import annotations

@@ -1,15 +1,23 @@
--- Gemini limiter: acquire. One attempt of one waiter: queue its ticket, then grant it if
--- the request fits every limit of the model *after* every ticket ahead of it in the queue
--- (head-of-line order: a small request never takes the room a larger, older one waits for).
+-- Gemini limiter: acquire. One attempt of one waiter: settle what the caller carries,
+-- queue its ticket, then grant it if the request fits every limit of the model *after*
+-- every ticket ahead of it in the queue (head-of-line order: a small request never takes
+-- the room a larger, older one waits for).
+--
+-- A request is granted when its room frees within `lead` us: the grant says when the
+-- request may leave (not_before, the moment the slot it takes leaves the window), so the
+-- caller can build its request meanwhile and send it at that moment, not a poll later.
+-- The grant is then in flight (its slot stamped at its deadline, now + flight) until the
+-- caller settles it (settle_grant in window.lua) with the time it reached Gemini.
 --
 -- ARGV[1] prefix          ARGV[2] model              ARGV[3] ticket id (becomes the grant id)
 -- ARGV[4] arrival (us; 0 = new ticket, arrival = now)  ARGV[5] tokens asked for
 -- ARGV[6] rpm limit       ARGV[7] tpm limit          ARGV[8] rpd limit (0 = none)
 -- ARGV[9] window (us)     ARGV[10] ticket ttl (us)   ARGV[11] quota day offset (s from UTC)
--- ARGV[12] epoch the caller knows ('' = none yet)    ARGV[13] new epoch id if none exists
--- ARGV[14] worker id ('' = none)                     ARGV[15] worker ttl (us)
--- ARGV[16] ceiling recovery per window (alpha)
--- Returns {1, grant_us, epoch, arrival_us, rpm_effective, tpm_effective}
+-- ARGV[12] epoch the caller knows ('' = none yet)    ARGV[13] worker id ('' = none)
+-- ARGV[14] worker ttl (us)                           ARGV[15] ceiling recovery per window
+-- ARGV[16] lead (us)      ARGV[17] flight (us): the longest a call may take
+-- ARGV[18..] settlements (settle_all in window.lua)
+-- Returns {1, grant_us, epoch, arrival_us, not_before_us, rpm_effective, tpm_effective}
 --      or {0, retry_after_us, epoch, arrival_us, reason, position}
 -- reason: cooldown:<why> | fence | daily | rpm | tpm | queue
 
@@ -24,56 +32,74 @@ local rpd_limit = whole(ARGV[8], 'rpd limit', 0, 1e12)
 local window = whole(ARGV[9], 'window', 1000, 1e12)
 local ticket_ttl = whole(ARGV[10], 'ticket ttl', 1000, 1e12)
 local offset = whole(ARGV[11], 'day offset', -86400, 86400)
-local known_epoch, new_epoch = ARGV[12], check_name(ARGV[13], 'epoch')
-local worker, worker_ttl = ARGV[14], whole(ARGV[15], 'worker ttl', 1000, 1e12)
-local alpha = tonumber(ARGV[16]) or 0
+local known_epoch = ARGV[12]
+local worker, worker_ttl = ARGV[13], whole(ARGV[14], 'worker ttl', 1000, 1e12)
+local alpha = tonumber(ARGV[15]) or 0
+local lead = whole(ARGV[16], 'lead', 0, 1e9)
+local flight = whole(ARGV[17], 'flight', 1000, 1e12)
 
 local K = model_keys(prefix, model)
 local F = fleet_keys(prefix)
 local now = now_us()
+settle_all(prefix, 18, now, window, offset, worker_ttl)
 
 -- Epoch: Redis lost our keys (restart without persistence) when a caller knew another
 -- epoch. The last window's grants are then unknown, so nothing is granted for a window.
-local epoch = redis.call('HGET', F.epoch, 'id')
-local fence = tonumber(redis.call('HGET', F.epoch, 'fence_until')) or 0
+-- The same holds when an earlier release kept the window in another form.
+local e = redis.call('HMGET', F.epoch, 'id', 'fence_until', 'created', 'format')
+local epoch, fence = e[1], tonumber(e[2]) or 0
 if not epoch then
-  epoch = new_epoch
-  redis.call('HSET', F.epoch, 'id', epoch, 'created', int(now))
+  epoch = ticket .. '-' .. int(now)
+  redis.call('HSET', F.epoch, 'id', epoch, 'created', int(now), 'format', FORMAT)
   if known_epoch ~= '' then
     fence = now + window
     redis.call('HSET', F.epoch, 'fence_until', int(fence))
   end
-elseif known_epoch ~= '' and known_epoch ~= epoch then
-  local created = tonumber(redis.call('HGET', F.epoch, 'created')) or now
-  if created + window > fence then
-    fence = created + window
-    redis.call('HSET', F.epoch, 'fence_until', int(fence))
+else
+  if e[4] ~= FORMAT then
+    fence = math.max(fence, now + window)
+    redis.call('HSET', F.epoch, 'format', FORMAT, 'fence_until', int(fence))
+  end
+  if known_epoch ~= '' and known_epoch ~= epoch then
+    local created = tonumber(e[3]) or now
+    if created + window > fence then
+      fence = created + window
+      redis.call('HSET', F.epoch, 'fence_until', int(fence))
+    end
   end
 end
 
-redis.call('SADD', F.models, model)
-redis.call('HSET', K.state, 'rpm_limit', rpm_limit, 'tpm_limit', int(tpm_limit),
-  'rpd_limit', rpd_limit, 'window_us', int(window))
-prune_grants(K, now, window)
-prune_tickets(K, now)
-reap_workers(F, now)
+local s = redis.call('HMGET', K.state, 'rpm_limit', 'tpm_limit', 'rpd_limit', 'window_us',
+  'tpm', 'day', 'day_count', 'factor', 'factor_at')
+if tonumber(s[1]) ~= rpm_limit or tonumber(s[2]) ~= tpm_limit
+    or tonumber(s[3]) ~= rpd_limit or tonumber(s[4]) ~= window then
+  redis.call('SADD', F.models, model)
+  redis.call('HSET', K.state, 'rpm_limit', rpm_limit, 'tpm_limit', int(tpm_limit),
+    'rpd_limit', rpd_limit, 'window_us', int(window))
+end
+local tpm = prune_grants(K, now, window, tonumber(s[5]) or 0)
+local waiting = redis.call('ZCARD', K.tickets)
+if waiting > 0 then
+  prune_tickets(K, now)
+  waiting = redis.call('ZCARD', K.tickets)
+end
 
 -- The ticket is queued (or its deadline pushed back) unless the request is granted on
 -- its first attempt with nobody waiting: the common, uncontended case costs no queue writes.
 if arrival == 0 then arrival = now end
+local mine = member(ticket, tokens)
 local queued = false
 local function enqueue()
   if queued then return end
-  redis.call('ZADD', K.tickets, int(arrival), ticket)
-  redis.call('HSET', K.ticket_tokens, ticket, int(tokens))
-  redis.call('ZADD', K.ticket_deadlines, int(now + ticket_ttl), ticket)
+  redis.call('ZADD', K.tickets, int(arrival), mine)
+  redis.call('ZADD', K.ticket_deadlines, int(now + ticket_ttl), mine)
   queued = true
 end
-if arrival ~= now or redis.call('ZCARD', K.tickets) > 0 then enqueue() end
+if arrival ~= now or waiting > 0 then enqueue() end
 
 local function wait(retry, reason, position)
   enqueue()
-  touch_worker(F, worker, model, 'waiting', now, worker_ttl)
+  touch_worker(F, worker, model, 'waiting', arrival, now, worker_ttl)
   if retry < 1000 then retry = 1000 end
   return { 0, int(retry), epoch, int(arrival), reason, position }
 end
@@ -87,67 +113,59 @@ if now < fence then
   return wait(fence - now, 'fence', -1)
 end
 
-local used_today, today = day_count(K, now, offset)
+local today = day_of(now, offset)
+local used_today = 0
+if tonumber(s[6]) == today then used_today = tonumber(s[7]) or 0 end
 if rpd_limit > 0 and used_today >= rpd_limit then
   return wait(next_day_us(today, offset) - now, 'daily', -1)
 end
 
-local f = ceiling(K, now, window, alpha)
+local f = ceiling_of(s[8], s[9], now, window, alpha)
 local rpm_eff = math.max(1, math.floor(rpm_limit * f))
 local tpm_eff = math.max(1, math.floor(tpm_limit * f))
 local need = math.min(tokens, tpm_eff)
 
 local count = redis.call('ZCARD', K.grants)
-local tpm = tonumber(redis.call('HGET', K.state, 'tpm')) or 0
 local position = 0
-if queued then position = redis.call('ZRANK', K.tickets, ticket) end
+if queued then position = redis.call('ZRANK', K.tickets, mine) end
 
--- When do the `n` oldest grants leave the window? (nil if fewer grants are live)
-local function when_requests_free(n)
-  if n < 1 or n > count then return nil end
-  local r = redis.call('ZRANGE', K.grants, n - 1, n - 1, 'WITHSCORES')
-  return tonumber(r[2]) + window - now
-end
-
--- When have enough of the oldest grants left the window to free `amount` tokens?
-local function when_tokens_free(amount)
-  local freed, i = 0, 0
-  while i < count and i < 5000 do
-    local r = redis.call('ZRANGE', K.grants, i, i + 99, 'WITHSCORES')
-    for k = 1, #r, 2 do
-      freed = freed + (tonumber(redis.call('HGET', K.tokens, r[k])) or 0)
-      if freed >= amount then return tonumber(r[k + 1]) + window - now end
-    end
-    i = i + 100
+-- Requests: room for this one once the `excess` oldest slots have left the window.
+local horizon = now + lead
+local not_before = now
+local excess = count + position + 1 - rpm_eff
+if excess > 0 then
+  local r = redis.call('ZRANGE', K.grants, excess - 1, excess - 1, 'WITHSCORES')
+  local at = now + window  -- tickets ahead hold more than the live slots: ask again later
+  if #r > 0 then at = tonumber(r[2]) + window end
+  if at > horizon then
+    local reason = 'rpm'
+    if count + 1 <= rpm_eff then reason = 'queue' end
+    return wait(at - horizon, reason, position)
   end
-  return nil
+  not_before = at
 end
 
-if count + position + 1 > rpm_eff then
-  local reason = 'rpm'
-  if count + 1 <= rpm_eff then reason = 'queue' end
-  local retry = when_requests_free(count + position + 1 - rpm_eff) or window
-  return wait(retry, reason, position)
-end
-
+-- Tokens: room once enough of the oldest slots have left, after every ticket ahead.
 local ahead = 0
 if position > 0 then
-  local ids = redis.call('ZRANGE', K.tickets, 0, position - 1)
-  ahead = sum_fields(K.ticket_tokens, ids, 1, #ids, tpm_eff)
+  for _, m in ipairs(redis.call('ZRANGE', K.tickets, 0, position - 1)) do
+    ahead = ahead + math.min(tokens_of(m), tpm_eff)
+  end
 end
-if tpm + ahead + need > tpm_eff then
-  local reason = 'tpm'
-  if tpm + need <= tpm_eff then reason = 'queue' end
-  local retry = when_tokens_free(tpm + ahead + need - tpm_eff) or window
-  return wait(retry, reason, position)
+local over = tpm + ahead + need - tpm_eff
+if over > 0 then
+  local at = when_tokens_free(K, over, window) or (now + window)
+  if at > horizon then
+    local reason = 'tpm'
+    if tpm + need <= tpm_eff then reason = 'queue' end
+    return wait(at - horizon, reason, position)
+  end
+  if at > not_before then not_before = at end
 end
 
--- Granted: the ticket becomes a grant at `now`, counted with its full token ask.
-if queued then remove_ticket(K, ticket) end
-redis.call('ZADD', K.grants, int(now), ticket)
-redis.call('HSET', K.tokens, ticket, int(tokens))
-redis.call('HINCRBY', K.state, 'tpm', int(tokens))
-redis.call('HINCRBY', K.state, 'day_count', 1)
-publish_model(K, F, now, offset)
-touch_worker(F, worker, model, 'calling', now, worker_ttl)
-return { 1, int(now), epoch, int(arrival), rpm_eff, int(tpm_eff) }
+-- Granted: the ticket becomes a grant in flight, counted with its full token ask.
+if queued then remove_ticket(K, mine) end
+redis.call('ZADD', K.grants, int(now + flight), mine)
+redis.call('HSET', K.state, 'tpm', int(tpm + tokens), 'day', today, 'day_count', used_today + 1)
+touch_worker(F, worker, model, 'calling', now, now, worker_ttl)
+return { 1, int(now), epoch, int(arrival), int(not_before), rpm_eff, int(tpm_eff) }

@@ -1,28 +1,36 @@
 -- Gemini limiter: shared prelude, prepended to every operation script
--- (acquire, reconcile, withdraw, report, publish) before it is loaded.
+-- (acquire, settle, withdraw, report, publish, ...) before it is loaded.
 --
 -- Per model <m>, under the prefix P (OCR_REDIS_PREFIX):
---   P gemini:model:<m>:grants             zset  grant id -> grant time (us, Redis TIME)
---   P gemini:model:<m>:tokens             hash  grant id -> input tokens (estimate, then actual)
---   P gemini:model:<m>:state              hash  tpm (sum of live grants' tokens), day, day_count,
---                                               factor, factor_at, decreased_at, *_limit
---   P gemini:model:<m>:tickets            zset  waiting ticket id -> arrival time (us): the queue
---   P gemini:model:<m>:tickets:tokens     hash  ticket id -> tokens it asks for
---   P gemini:model:<m>:tickets:deadlines  zset  ticket id -> time (us) after which it is dropped
+--   P gemini:model:<m>:grants             zset  '<grant id>:<tokens>' -> its slot's stamp (us):
+--                                               the request's arrival bound once settled, or
+--                                               its in-flight deadline until then
+--   P gemini:model:<m>:state              hash  tpm (sum of the live grants' tokens), day,
+--                                               day_count, factor, factor_at, decreased_at,
+--                                               *_limit, window_us
+--   P gemini:model:<m>:tickets            zset  '<ticket id>:<tokens>' -> arrival (us): the queue
+--   P gemini:model:<m>:tickets:deadlines  zset  same member -> time (us) after which it is dropped
 --   P gemini:model:<m>:cooldown           string (PX): why nothing may be sent to <m> now
 --   P gemini:model:<m>:stats              hash  counters (estimate error, 429s, refunds)
 --   P gemini:rpm:current:<m>, P gemini:tpm:current:<m>, P gemini:rpd:current:<m>
 --                                         plain numbers: requests / input tokens in the last
---                                         window, requests since the daily reset
+--                                         window, requests since the daily reset (written by
+--                                         publish, about once a second by every pool)
 -- Fleet:
 --   P gemini:rpm:current, P gemini:tpm:current   sums of the per-model numbers
---   P gemini:models        set of models seen     P gemini:epoch   hash id, created, fence_until
+--   P gemini:models        set of models seen     P gemini:epoch   hash id, created,
+--                                                   fence_until, format
 --   P gemini:workers       hash worker -> JSON    P gemini:workers:expires  zset worker -> reap time (us)
 --
--- A grant counts in the window (now - window, now]: it leaves when its time <= now - window.
--- Times are microseconds from Redis TIME, never a client clock.
+-- A slot counts in the window (now - window, now]: it leaves when its stamp <= now - window.
+-- A grant is in flight from acquire until it is settled: its stamp is then its deadline
+-- (grant time + the longest a call may take), so it cannot leave while the call may still
+-- be on its way. Settling stamps it at the latest time the request can have reached
+-- Gemini (see settle_grant). Times are microseconds from Redis TIME, never a client clock.
 
 local STATE_KEEP_MS = 2 * 86400 * 1000
+local FORMAT = '2'  -- grants as '<id>:<tokens>' stamped at the wire (1b66f58 and earlier: 1)
+local SCAN = 64     -- at most this many of the oldest slots are read to see when tokens free
 
 local function now_us()
   local t = redis.call('TIME')
@@ -51,9 +59,9 @@ end
 local function model_keys(prefix, model)
   local b = prefix .. 'gemini:model:' .. model .. ':'
   return {
-    grants = b .. 'grants', tokens = b .. 'tokens', state = b .. 'state',
-    tickets = b .. 'tickets', ticket_tokens = b .. 'tickets:tokens',
-    ticket_deadlines = b .. 'tickets:deadlines', cooldown = b .. 'cooldown', stats = b .. 'stats',
+    grants = b .. 'grants', state = b .. 'state',
+    tickets = b .. 'tickets', ticket_deadlines = b .. 'tickets:deadlines',
+    cooldown = b .. 'cooldown', stats = b .. 'stats',
     rpm = prefix .. 'gemini:rpm:current:' .. model,
     tpm = prefix .. 'gemini:tpm:current:' .. model,
     rpd = prefix .. 'gemini:rpd:current:' .. model,
@@ -68,23 +76,13 @@ local function fleet_keys(prefix)
   }
 end
 
--- HMGET in slices (unpack has a stack limit); returns the values summed as numbers.
-local function sum_fields(hash, fields, first, last, cap)
-  local total = 0
-  local i = first
-  while i <= last do
-    local j = math.min(last, i + 199)
-    local slice = {}
-    for k = i, j do slice[#slice + 1] = fields[k] end
-    local values = redis.call('HMGET', hash, unpack(slice))
-    for _, v in ipairs(values) do
-      local n = tonumber(v) or 0
-      if cap ~= nil and n > cap then n = cap end
-      total = total + n
-    end
-    i = j + 1
-  end
-  return total
+-- The tokens a '<id>:<tokens>' member carries (its own text: no lookup).
+local function tokens_of(member)
+  return tonumber(string.match(member, ':(%d+)$')) or 0
+end
+
+local function member(id, tokens)
+  return id .. ':' .. int(tokens)
 end
 
 local function delete_fields(hash, fields)
@@ -98,19 +96,19 @@ local function delete_fields(hash, fields)
   end
 end
 
--- Drop grants that left the window; keep state.tpm equal to the sum of the live ones.
-local function prune_grants(K, now, window)
-  local cutoff = now - window
-  local old = redis.call('ZRANGEBYSCORE', K.grants, '-inf', int(cutoff))
-  if #old > 0 then
-    local freed = sum_fields(K.tokens, old, 1, #old, nil)
-    delete_fields(K.tokens, old)
-    redis.call('ZREMRANGEBYSCORE', K.grants, '-inf', int(cutoff))
-    local left = redis.call('HINCRBY', K.state, 'tpm', -freed)
-    if redis.call('ZCARD', K.grants) == 0 and left ~= 0 then
-      redis.call('HSET', K.state, 'tpm', 0)
-    end
-  end
+-- Drop slots that left the window; keep state.tpm equal to the sum of the live ones.
+-- Returns the tokens still live (state.tpm after the prune), `tpm` being its value before.
+local function prune_grants(K, now, window, tpm)
+  local cutoff = int(now - window)
+  local old = redis.call('ZRANGEBYSCORE', K.grants, '-inf', cutoff)
+  if #old == 0 then return tpm end
+  local freed = 0
+  for _, m in ipairs(old) do freed = freed + tokens_of(m) end
+  redis.call('ZREMRANGEBYSCORE', K.grants, '-inf', cutoff)
+  local left = tpm - freed
+  if left < 0 or redis.call('ZCARD', K.grants) == 0 then left = 0 end
+  redis.call('HSET', K.state, 'tpm', int(left))
+  return left
 end
 
 -- Drop tickets whose waiter stopped asking (killed, cancelled without withdrawing).
@@ -118,14 +116,12 @@ local function prune_tickets(K, now)
   local dead = redis.call('ZRANGEBYSCORE', K.ticket_deadlines, '-inf', int(now))
   if #dead > 0 then
     redis.call('ZREM', K.tickets, unpack(dead))
-    delete_fields(K.ticket_tokens, dead)
     redis.call('ZREM', K.ticket_deadlines, unpack(dead))
   end
 end
 
 local function remove_ticket(K, ticket)
   redis.call('ZREM', K.tickets, ticket)
-  redis.call('HDEL', K.ticket_tokens, ticket)
   redis.call('ZREM', K.ticket_deadlines, ticket)
 end
 
@@ -150,49 +146,64 @@ local function day_count(K, now, offset)
 end
 
 -- The adaptive ceiling: a factor in (0, 1] applied to the configured limits. Lowered
--- multiplicatively by report; recovers additively, `alpha` per window, computed lazily.
-local function ceiling(K, now, window, alpha)
-  local s = redis.call('HMGET', K.state, 'factor', 'factor_at')
-  local f = tonumber(s[1])
+-- multiplicatively by report; recovers additively, `alpha` per window since it was last
+-- lowered, computed lazily (ratelimit/policy.py: ceiling_factor).
+local function ceiling_of(factor, factor_at, now, window, alpha)
+  local f = tonumber(factor)
   if f == nil then return 1.0 end
-  local at = tonumber(s[2]) or now
+  local at = tonumber(factor_at) or now
   f = f + alpha * (now - at) / window
   if f >= 1.0 then return 1.0 end
   return f
 end
 
--- Write the plain-number inspection keys of a model and move the fleet sums by the change.
-local function publish_model(K, F, now, offset)
-  local count = redis.call('ZCARD', K.grants)
-  local tpm = tonumber(redis.call('HGET', K.state, 'tpm')) or 0
-  local today = day_of(now, offset)
-  local s = redis.call('HMGET', K.state, 'day', 'day_count')
-  local rpd = 0
-  if tonumber(s[1]) == today then rpd = tonumber(s[2]) or 0 end
-  local old_rpm = tonumber(redis.call('GETSET', K.rpm, count)) or 0
-  local old_tpm = tonumber(redis.call('GETSET', K.tpm, int(tpm))) or 0
-  redis.call('SET', K.rpd, rpd)
-  if count ~= old_rpm then redis.call('INCRBY', F.rpm, count - old_rpm) end
-  if tpm ~= old_tpm then redis.call('INCRBY', F.tpm, int(tpm - old_tpm)) end
-  redis.call('PEXPIRE', K.state, STATE_KEEP_MS)
-  return count, tpm, rpd
+-- When (us) do enough of the oldest slots leave the window to free `amount` tokens?
+-- Reads at most SCAN slots (their tokens are in their names): nil when those are not
+-- enough, the caller then asks again later (a poll is at most max_poll_seconds anyway).
+local function when_tokens_free(K, amount, window)
+  local r = redis.call('ZRANGE', K.grants, 0, SCAN - 1, 'WITHSCORES')
+  local freed = 0
+  for k = 1, #r, 2 do
+    freed = freed + tokens_of(r[k])
+    if freed >= amount then return tonumber(r[k + 1]) + window end
+  end
+  return nil
 end
 
--- gemini:workers: one JSON per worker, reaped when not seen for `ttl` us.
-local function touch_worker(F, worker, model, state, now, ttl)
-  if worker == nil or worker == '' then return end
-  local now_ms = math.floor(now / 1000)
-  local since = now_ms
-  local old = redis.call('HGET', F.workers, worker)
-  if old then
-    local ok, w = pcall(cjson.decode, old)
-    if ok and type(w) == 'table' and w.state == state and w.model == model
-        and type(w.since) == 'number' then
-      since = w.since
+-- Settle one grant after its call (ratelimit/policy.py: settled_stamp):
+-- kind 'r' reconcile (actual tokens), 'k' keep (the request may have reached Gemini: a
+-- 429, a network error; it keeps its estimate), 'f' refund (it never went out: it leaves
+-- the window and today's count). A settled grant is stamped at `arrival_after` us after
+-- its grant (an upper bound of when it reached Gemini, measured by the caller), never
+-- later than now. Returns the change in tokens (for state.tpm) and whether it was found.
+local function settle_grant(K, now, window, offset, id, granted, estimate, kind, actual,
+                            arrival_after)
+  local old = member(id, estimate)
+  local score = redis.call('ZSCORE', K.grants, old)
+  if not score then return 0, false end
+  redis.call('ZREM', K.grants, old)
+  if kind == 'f' then
+    local s = redis.call('HMGET', K.state, 'day', 'day_count')
+    if tonumber(s[1]) == day_of(granted, offset) and (tonumber(s[2]) or 0) > 0 then
+      redis.call('HINCRBY', K.state, 'day_count', -1)
     end
+    return -estimate, true
   end
-  redis.call('HSET', F.workers, worker,
-    cjson.encode({ model = model, state = state, since = since, seen = now_ms }))
+  local tokens = estimate
+  if kind == 'r' then tokens = actual end
+  local stamp = math.min(granted + arrival_after, now, tonumber(score))
+  if stamp <= now - window then return -estimate, true end
+  redis.call('ZADD', K.grants, int(stamp), member(id, tokens))
+  return tokens - estimate, true
+end
+
+-- gemini:workers: one JSON per worker, reaped (by publish) when not seen for `ttl` us.
+-- `since` (us) is when the worker entered `state`.
+local function touch_worker(F, worker, model, state, since, now, ttl)
+  if worker == nil or worker == '' then return end
+  redis.call('HSET', F.workers, worker, cjson.encode({
+    model = model, state = state, since = math.floor(since / 1000), seen = math.floor(now / 1000),
+  }))
   redis.call('ZADD', F.expires, int(now + ttl), worker)
 end
 
@@ -203,4 +214,74 @@ local function reap_workers(F, now)
     redis.call('ZREM', F.expires, unpack(gone))
   end
   return #gone
+end
+
+-- Settlements carried by any call: ARGV[first] = count, then per settlement
+-- model, grant id, grant time (us), estimate, kind (r/k/f), actual tokens,
+-- arrival bound (us after the grant), worker ('' = none).
+-- Window, day offset and worker ttl are the caller's. Returns the index after them.
+local SETTLE_FIELDS = 8
+local function settle_all(prefix, first, now, window, offset, worker_ttl)
+  local n = whole(ARGV[first], 'settlement count', 0, 10000)
+  local F = fleet_keys(prefix)
+  local by_model = {}
+  for i = 0, n - 1 do
+    local a = first + 1 + i * SETTLE_FIELDS
+    local model = check_name(ARGV[a], 'model')
+    local id = check_name(ARGV[a + 1], 'grant')
+    local granted = whole(ARGV[a + 2], 'grant time', 0, 1e17)
+    local estimate = whole(ARGV[a + 3], 'estimate', 0, 1e12)
+    local kind = ARGV[a + 4]
+    local actual = whole(ARGV[a + 5], 'actual tokens', 0, 1e12)
+    local arrival_after = whole(ARGV[a + 6], 'arrival bound', 0, 1e12)
+    local m = by_model[model]
+    if m == nil then
+      local K = model_keys(prefix, model)
+      local tpm = tonumber(redis.call('HGET', K.state, 'tpm')) or 0
+      m = { K = K, tpm = prune_grants(K, now, window, tpm), delta = 0,
+            reconciled = 0, estimated = 0, actual = 0, err = 0, refunds = 0 }
+      by_model[model] = m
+    end
+    local delta, found = settle_grant(m.K, now, window, offset, id, granted, estimate, kind,
+      actual, arrival_after)
+    m.delta = m.delta + delta
+    if kind == 'f' then
+      m.refunds = m.refunds + 1
+    elseif kind == 'r' and found then
+      m.reconciled = m.reconciled + 1
+      m.estimated = m.estimated + estimate
+      m.actual = m.actual + actual
+      m.err = m.err + math.abs(actual - estimate)
+    end
+    touch_worker(F, ARGV[a + 7], model, 'idle', now, now, worker_ttl)
+  end
+  for _, m in pairs(by_model) do
+    if m.delta ~= 0 then
+      local left = m.tpm + m.delta
+      if left < 0 then left = 0 end
+      redis.call('HSET', m.K.state, 'tpm', int(left))
+    end
+    if m.reconciled > 0 then
+      redis.call('HINCRBY', m.K.stats, 'reconciled', m.reconciled)
+      redis.call('HINCRBY', m.K.stats, 'estimated_tokens', int(m.estimated))
+      redis.call('HINCRBY', m.K.stats, 'actual_tokens', int(m.actual))
+      redis.call('HINCRBY', m.K.stats, 'abs_error_tokens', int(m.err))
+    end
+    if m.refunds > 0 then redis.call('HINCRBY', m.K.stats, 'refunds', m.refunds) end
+  end
+  return first + 1 + n * SETTLE_FIELDS
+end
+
+-- Write the plain-number inspection keys of a model and move the fleet sums by the change.
+local function publish_model(K, F, now, offset, tpm)
+  local count = redis.call('ZCARD', K.grants)
+  local today = day_of(now, offset)
+  local s = redis.call('HMGET', K.state, 'day', 'day_count')
+  local rpd = 0
+  if tonumber(s[1]) == today then rpd = tonumber(s[2]) or 0 end
+  redis.call('SET', K.rpm, count)
+  redis.call('SET', K.tpm, int(tpm))
+  redis.call('SET', K.rpd, rpd)
+  redis.call('PEXPIRE', K.state, STATE_KEEP_MS)
+  return count, tpm, rpd
 end

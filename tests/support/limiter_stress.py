@@ -4,11 +4,12 @@
         [--acquirers 25] [--seconds 16] [--window 2] [--rpm 200] [--tpm 3000000]
         [--start-at EPOCH] [--seed N]
 
-Each acquirer loops: acquire(1k-60k tokens), "call" for 5-30 ms, then reconcile with
-70-100 % of the estimate, or (1 in 20) refund. Every grant is written to FILE as a JSON
-line: g (Redis grant time, us), r (tokens reserved), f (tokens finally charged: the
-actual count if reconcile reached Redis, else the estimate; 0 if refunded), c (counts as
-a request: false only when a refund reached Redis), w (seconds waited), a (ask time).
+Each acquirer loops: acquire(1k-60k tokens), then (1 in 20) refund it unsent, or send it
+(`wire`: wait for its slot, mark the send) and "call" for 5-30 ms, then reconcile with
+70-100 % of the estimate. Every grant is written to FILE as a JSON line: g (when the request
+left, wall clock in us: the same clock as Redis TIME on this machine; the grant time for a
+refund), r (tokens reserved), f (tokens finally charged: the actual count; 0 if refunded),
+c (counts as a request: false for a refund), w (seconds waited), a (ask time).
 """
 
 from __future__ import annotations
@@ -36,20 +37,24 @@ async def acquirer(
         asked = time.time()
         reservation: Reservation | None = None
         with anyio.move_on_after(max(0.0, until - asked)):
-            reservation = await limiter.acquire(MODEL, tokens, worker=name)
+            reservation = await limiter.acquire(MODEL, tokens, worker=name, early=True)
         if reservation is None:
             return
-        await anyio.sleep(rng.uniform(0.005, 0.03))
+        sent_us = reservation.granted_at_us
         if rng.random() < 0.05:
-            refunded = await limiter.refund(reservation, worker=name)
-            final, counted = (0, False) if refunded else (tokens, True)
+            await anyio.sleep(rng.uniform(0.005, 0.03))
+            await limiter.refund(reservation, worker=name)
+            final, counted = 0, False
         else:
+            await limiter.wire(reservation)
+            sent_us = round(time.time() * 1e6)
+            await anyio.sleep(rng.uniform(0.005, 0.03))
             actual = int(tokens * rng.uniform(0.7, 1.0))
-            reconciled = await limiter.reconcile(reservation, actual, worker=name)
-            final, counted = (actual if reconciled else tokens), True
+            await limiter.reconcile(reservation, actual, worker=name)
+            final, counted = actual, True
         log.append(
             {
-                "g": reservation.granted_at_us,
+                "g": sent_us,
                 "r": tokens,
                 "f": final,
                 "c": counted,
@@ -74,6 +79,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     async with anyio.create_task_group() as tg:
         for n in range(args.acquirers):
             tg.start_soon(acquirer, limiter, random.Random(rng.random()), until, log, f"p{n}")
+    await limiter.aclose()
     await redis.aclose()
     return log
 

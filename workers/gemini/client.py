@@ -214,14 +214,20 @@ class GeminiClient:
         spent = TokenCounts()  # every answer of this request, usable or not, is billed
         while True:
             try:
-                reservation = await self.limiter.acquire(request.model, estimate, worker=worker)
+                reservation = await self.limiter.acquire(
+                    request.model,
+                    estimate,
+                    worker=worker,
+                    early=True,  # _send waits for the slot at the wire
+                    flight_seconds=self.timeout_seconds + 10,
+                )
             except RequestTooLarge as exc:
                 raise GeminiRejected(f"{what} is too large for Gemini's quota: {exc}") from None
             calls += 1
             self.stats.calls += 1
             self.stats.by_model[request.model] = self.stats.by_model.get(request.model, 0) + 1
             try:
-                response = await self._send(request)
+                response = await self._send(request, reservation, worker)
             except genai_errors.APIError as exc:
                 failure = classify_status(exc.code, exc.details)
                 if failure is Failure.AUTH:
@@ -234,7 +240,7 @@ class GeminiClient:
                     self.stats.quota_errors += 1
                     signal = parse_quota_error(exc.details)
                     await self.limiter.report_quota_error(
-                        request.model, signal, reservation=reservation
+                        request.model, signal, reservation=reservation, worker=worker
                     )
                     if quota_errors > self.retry.max_quota_retries:
                         raise GeminiJobError(
@@ -243,6 +249,7 @@ class GeminiClient:
                         ) from None
                     continue
                 if failure is Failure.REJECTED:
+                    await self.limiter.release(reservation, worker=worker)
                     raise GeminiRejected(
                         f"Gemini rejected {what}: {_describe_api_error(exc)}"
                     ) from None
@@ -285,6 +292,7 @@ class GeminiClient:
                         thinking_tokens=spent.thinking_tokens,
                         model=request.model,
                     )
+            await self.limiter.release(reservation, worker=worker)  # if nothing settled it
             failures += 1
             self.stats.transient_errors += 1
             if failures >= self.retry.max_attempts:
@@ -295,15 +303,27 @@ class GeminiClient:
             log.info("Gemini %s: %s; retry %d in %.1f s", what, problem, failures, pause)
             await anyio.sleep(pause)
 
-    async def _send(self, request: GeminiRequest) -> types.GenerateContentResponse:
-        # The SDK's own timeout covers the HTTP exchange; this one also bounds anything
-        # around it (DNS, a stuck connection pool) so a worker can never hang on a call.
-        with anyio.fail_after(self.timeout_seconds + 5):
-            return await self._sdk.aio.models.generate_content(
-                model=request.model,
-                contents=[types.Content(role="user", parts=to_sdk_parts(request))],
-                config=to_sdk_config(request, self._timeout_ms),
-            )
+    async def _send(
+        self, request: GeminiRequest, reservation: Reservation, worker: str
+    ) -> types.GenerateContentResponse:
+        contents = [types.Content(role="user", parts=to_sdk_parts(request))]
+        config = to_sdk_config(request, self._timeout_ms)
+        body = sum(len(getattr(p, "data", None) or b"") for p in request.parts) * 4 // 3
+        try:
+            # The SDK's own timeout covers the HTTP exchange; this one also bounds anything
+            # around it (DNS, a stuck connection pool) so a worker can never hang on a call.
+            with anyio.fail_after(self.timeout_seconds + 5):
+                # the grant's slot counts from here (plus the wire margin for the body)
+                await self.limiter.wire(reservation, body_bytes=body)
+                return await self._sdk.aio.models.generate_content(
+                    model=request.model, contents=contents, config=config
+                )
+        except CLEANUP_ERRORS:
+            raise  # generate settles these
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.limiter.release(reservation, worker=worker)
+            raise
 
     async def _reconcile(
         self, reservation: Reservation, response: types.GenerateContentResponse, worker: str
