@@ -79,8 +79,8 @@ class LimiterConfig:
     windows)."""
     lowest_factor: float = 0.1
     own_share: float = 0.9
-    """A 429 lowers the ceiling only if it came while the fleet used at least this share of
-    its ceiling; below it, it is someone else's traffic and only pauses the fleet."""
+    """A 429 naming its quota while the fleet used less than this share of its ceiling in
+    that quota is someone else's traffic: it pauses the fleet but leaves the ceiling."""
     lead_seconds: float = 0.5
     """A waiter is granted up to this long before its room frees, told when it may send
     (`Reservation.not_before`): the request is built meanwhile, not after a poll."""

@@ -12,12 +12,13 @@ clock from just before the granting call left (`asked_at`): Redis granted at `gr
 no earlier than that, so `granted_us + (t - asked_at)` is never earlier than t in Redis
 time.
 
-**The ceiling after a 429.** A 429 that came while the fleet used at least `own_share` of
-its ceiling (in the dimension the quota id names) means the quota is smaller than our
-ceiling: the ceiling is multiplied by `decrease`, once per round of 429s, and comes back
-by `recovery_per_window` of the limits per window after that. A 429 while we used less is
-someone else's traffic on a shared quota: the fleet pauses for its RetryInfo delay, and
-the ceiling is left alone.
+**The ceiling after a 429.** A 429 whose QuotaFailure names a quota (requests or input
+tokens per minute) while the fleet used less than `own_share` of its ceiling in that quota
+is someone else's traffic on a shared quota: the fleet pauses for its RetryInfo delay, and
+the ceiling is left alone. Any other 429 (we were at our ceiling, or the body does not say
+which quota) means the quota is smaller than our ceiling: the ceiling is multiplied by
+`decrease`, once per round of 429s, and comes back by `recovery_per_window` of the limits
+per window after that (additive increase: 0.7 -> 0.95 in 1.7 windows).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class CeilingPolicy:
     """Ceiling regained per window (of the limits) after a decrease: 0.7 -> 0.95 in 1.7."""
     lowest_factor: float = 0.1
     own_share: float = 0.9
-    """A 429 is ours when the fleet used at least this share of its ceiling."""
+    """A 429 naming its quota is ours when the fleet used at least this share of its
+    ceiling in that quota."""
 
     def __post_init__(self) -> None:
         if not 0 < self.decrease < 1 or not 0 < self.lowest_factor <= 1:
@@ -132,11 +134,17 @@ class CeilingPolicy:
         if not 0 < self.own_share <= 1:
             raise ValueError("own share must be in (0, 1]")
 
+    def foreign(self, *, share: float, dimension: Dimension) -> bool:
+        """Is a 429 someone else's traffic? Only when it names its quota and we used less
+        than `own_share` of our ceiling in it."""
+        return dimension != "" and share < self.own_share
+
     def after_429(
-        self, factor: float, *, share: float, per_day: bool, new_round: bool
+        self, factor: float, *, share: float, dimension: Dimension, per_day: bool, new_round: bool
     ) -> tuple[float, bool]:
-        """(ceiling factor, lowered?) after a 429 that came at `share` of the ceiling."""
-        if per_day or not new_round or share < self.own_share:
+        """(ceiling factor, lowered?) after a 429 that came at `share` of the ceiling in
+        the quota it names (`dimension`)."""
+        if per_day or not new_round or self.foreign(share=share, dimension=dimension):
             return factor, False
         return max(self.lowest_factor, factor * self.decrease), True
 

@@ -23,6 +23,16 @@ from ratelimit.estimate import (
     image_tokens,
     text_tokens,
 )
+from ratelimit.policy import (
+    CeilingPolicy,
+    WireMargin,
+    arrival_bound_us,
+    ceiling_factor,
+    ceiling_share,
+    local_deadline,
+    quota_dimension,
+    settled_stamp_us,
+)
 from ratelimit.quota_error import parse_duration, parse_quota_error
 
 # A 429 body as the Gemini API sends it (shape of generativelanguage.googleapis.com).
@@ -220,3 +230,117 @@ def test_ratelimit_knows_nothing_of_documents_or_the_pool() -> None:
             for name in names:
                 top = name.split(".")[0]
                 assert top not in ("pool", "workers", "capacity"), f"{source.name}: {name}"
+
+
+# --- stamping at the wire and the ceiling (ratelimit/policy.py) ----------------------------
+def test_the_wire_margin_grows_with_the_body() -> None:
+    margin = WireMargin(seconds=0.1, bytes_per_second=2_000_000)
+    assert margin.us(0) == 100_000
+    assert margin.us(1_000_000) == 600_000  # 1 MB at 2 MB/s
+    assert margin.us(-5) == 100_000
+    with pytest.raises(ValueError, match="wire margin"):
+        WireMargin(seconds=-1)
+
+
+def test_the_arrival_bound_is_send_plus_margin_but_never_after_the_answer() -> None:
+    margin = WireMargin(seconds=0.1, bytes_per_second=1e9)
+    slow = arrival_bound_us(
+        sent_after_us=300_000, answered_after_us=5_000_000, body_bytes=0, margin=margin
+    )
+    assert slow == 400_000  # a 5 s answer does not hold the slot: sent + margin
+    fast = arrival_bound_us(
+        sent_after_us=300_000, answered_after_us=350_000, body_bytes=0, margin=margin
+    )
+    assert fast == 350_000  # the answer came first: it is the bound
+    unknown = arrival_bound_us(
+        sent_after_us=None, answered_after_us=5_000_000, body_bytes=0, margin=margin
+    )
+    assert unknown == 5_000_000  # never marked: only the answer is certain
+
+
+@given(
+    sent=st.integers(0, 10**8),
+    to_arrival=st.integers(0, 10**6),
+    to_answer=st.integers(0, 10**8),
+    body=st.integers(0, 10**8),
+    seconds=st.floats(0, 2),
+)
+def test_the_stamp_is_never_before_the_arrival_when_the_margin_holds(
+    sent: int, to_arrival: int, to_answer: int, body: int, seconds: float
+) -> None:
+    """Whatever the latencies, a request that arrives within the wire margin of its send
+    and is answered after it arrives is stamped no earlier than its arrival."""
+    margin = WireMargin(seconds=seconds, bytes_per_second=2_000_000)
+    arrival = sent + min(to_arrival, margin.us(body))
+    answered = arrival + to_answer
+    bound = arrival_bound_us(
+        sent_after_us=sent, answered_after_us=answered, body_bytes=body, margin=margin
+    )
+    assert arrival <= bound <= answered
+    granted = 1_700_000_000_000_000
+    stamp = settled_stamp_us(
+        granted_us=granted,
+        arrival_after_us=bound,
+        now_us=granted + answered + 5,
+        in_flight_stamp_us=granted + 300_000_000 + answered,
+    )
+    assert stamp >= granted + arrival
+
+
+def test_a_local_deadline_is_never_before_the_redis_moment() -> None:
+    # granted at Redis time 1000 s, reply received at local 50 s: not before 1000.4 s
+    assert local_deadline(50.0, 1_000_000_000, 1_000_400_000) == pytest.approx(50.4)
+    assert local_deadline(50.0, 1_000_000_000, 999_000_000) == 50.0
+
+
+def test_the_ceiling_recovers_additively_per_window() -> None:
+    assert ceiling_factor(None, None, 10, 60, 0.15) == 1.0
+    window = 60_000_000
+    assert ceiling_factor(0.7, 0, window, window, 0.15) == pytest.approx(0.85)
+    assert ceiling_factor(0.7, 0, 3 * window, window, 0.15) == 1.0
+    policy = CeilingPolicy()
+    assert policy.windows_to_reach(0.7, 0.95) == pytest.approx(25 / 15)
+    assert CeilingPolicy(recovery_per_window=0.05).windows_to_reach(0.7, 0.95) == pytest.approx(5)
+    assert policy.windows_to_reach(1.0, 0.95) == 0
+    assert CeilingPolicy(recovery_per_window=0).windows_to_reach(0.5, 0.95) == float("inf")
+
+
+def test_the_quota_a_429_names() -> None:
+    assert quota_dimension(["GenerateRequestsPerMinutePerProjectPerModel"]) == "requests"
+    assert quota_dimension(["GenerateContentPaidTierInputTokensPerModelPerMinute"]) == "tokens"
+    assert quota_dimension([]) == ""
+    both = ["GenerateRequestsPerMinutePerProjectPerModel", "InputTokensPerModelPerMinute"]
+    assert quota_dimension(both) == ""
+
+
+def test_a_429_lowers_the_ceiling_only_when_it_is_ours() -> None:
+    policy = CeilingPolicy(decrease=0.7, own_share=0.9, lowest_factor=0.1)
+    share = ceiling_share(
+        requests=27, tokens=10, rpm_limit=30, tpm_limit=10**6, factor=1.0, dimension="requests"
+    )
+    assert share == pytest.approx(0.9)
+    ours = policy.after_429(1.0, share=share, dimension="requests", per_day=False, new_round=True)
+    assert ours[0] == pytest.approx(0.7)
+    assert ours[1]
+    theirs = policy.after_429(1.0, share=0.5, dimension="requests", per_day=False, new_round=True)
+    assert theirs == (1.0, False)  # someone else's traffic: a pause, no shrink
+    unnamed = policy.after_429(1.0, share=0.5, dimension="", per_day=False, new_round=True)
+    assert unnamed[0] == pytest.approx(0.7)  # no quota named: it may be ours
+    assert unnamed[1]
+    same_round = policy.after_429(0.7, share=1.0, dimension="", per_day=False, new_round=False)
+    assert same_round == (0.7, False)
+    assert policy.after_429(0.7, share=1, dimension="", per_day=True, new_round=True)[1] is False
+    assert policy.after_429(0.12, share=1, dimension="", per_day=False, new_round=True)[0] == 0.1
+    with pytest.raises(ValueError, match="own share"):
+        CeilingPolicy(own_share=0)
+
+
+def test_config_checks_the_wire_settings() -> None:
+    config = LimiterConfig(Quota(1, 1), wire_margin_seconds=0.2, wire_bytes_per_second=1e6)
+    assert config.wire_margin.us(500_000) == 700_000
+    assert config.ceiling_policy.recovery_per_window == 0.15
+    for bad in ({"lead_seconds": -1}, {"max_flight_seconds": 0}, {"settle_delay_seconds": 2}):
+        with pytest.raises(ValueError, match=r"lead|flight|settle"):
+            LimiterConfig(Quota(1, 1), **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="wire margin"):
+        LimiterConfig(Quota(1, 1), wire_bytes_per_second=0)

@@ -1,11 +1,12 @@
 -- Gemini limiter: report a 429 (RESOURCE_EXHAUSTED) for a model.
 -- Sets the fleet cooldown (every waiter of every pool sees it before any grant) for the
 -- server's RetryInfo.retryDelay, or until the quota's daily reset for a per-day quota;
--- never shortens a cooldown already running. Lowers the adaptive ceiling only when the
--- 429 came while the fleet itself was at its ceiling in the dimension the quota names
--- (ratelimit/policy.py: caused_by_us): a 429 while we used less is someone else's
--- traffic, and the cooldown is all it needs. Lowered once per "round": a 429 for a
--- request granted before the last decrease does not lower it again.
+-- never shortens a cooldown already running. Lowers the adaptive ceiling unless the 429
+-- names its quota (QuotaFailure quotaId: requests or input tokens) and the fleet used less
+-- than `own_share` of its ceiling in that quota: that is someone else's traffic on a
+-- shared quota, and the cooldown is all it needs (ratelimit/policy.py: after_429).
+-- Lowered once per "round": a 429 for a request granted before the last decrease does
+-- not lower it again.
 --
 -- ARGV[1] prefix   ARGV[2] model   ARGV[3] delay (ms)   ARGV[4] per day (1/0)
 -- ARGV[5] grant time of the request that got the 429 (us; 0 = unknown, counts as new)
@@ -59,16 +60,17 @@ if rpm_limit and tpm_limit then
   elseif dimension == 'tokens' then share = by_tokens
   else share = math.max(by_requests, by_tokens) end
 end
+local foreign = dimension ~= '' and share < own_share
 
 local lowered = 0
 local last = tonumber(s[6]) or 0
-if not per_day and share >= own_share and (granted_at == 0 or granted_at > last) then
+if not per_day and not foreign and (granted_at == 0 or granted_at > last) then
   f = math.max(floor_f, f * beta)
   lowered = 1
   redis.call('HSET', K.state, 'factor', string.format('%.6f', f), 'factor_at', int(now),
     'decreased_at', int(now))
   redis.call('HINCRBY', K.stats, 'ceiling_decreases', 1)
-elseif not per_day and share < own_share then
+elseif not per_day and foreign then
   redis.call('HINCRBY', K.stats, 'foreign_quota_errors', 1)
 end
 redis.call('PEXPIRE', K.state, STATE_KEEP_MS)
