@@ -23,9 +23,10 @@ quota again. Each pool runs a `DayUsage` beside its workers:
   last `flush_seconds` of calls; a graceful stop flushes last), a pool starting into an
   emptied Redis, a Redis reloaded from an old snapshot.
 
-A database that cannot be reached is logged once (and once when it answers again) and
-tried again next round: neither the pool nor any grant waits for it. A refund made after
-its grant was flushed stays counted (the count errs on the side of the quota).
+A database that cannot be reached (or does not answer within 10 s) is logged once (and
+once when it answers again) and tried again next round: neither the pool, nor any grant,
+nor the watch waits for it (watch and flush are two loops). A refund made after its
+grant was flushed stays counted (the count errs on the side of the quota).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import anyio
 
@@ -42,11 +44,14 @@ from ratelimit.limiter import OUTAGE_ERRORS, GeminiLimiter, LimiterError, ModelM
 from workers.store import QueueStore, StoreError
 
 log = logging.getLogger("pool")
+T = TypeVar("T")
 
 DAY_ZERO = dt.date(1970, 1, 1)
 DEFAULT_FLUSH_SECONDS = 5.0
 MAX_WATCH_SECONDS = 0.25
 READ_ATTEMPTS = 3
+STORE_TIMEOUT_SECONDS = 10.0
+"""A database that has not answered a merge by then counts as unreachable this round."""
 
 
 # --- pure policy ---------------------------------------------------------------------
@@ -154,12 +159,14 @@ class DayUsage:
         *,
         flush_seconds: float = DEFAULT_FLUSH_SECONDS,
         watch_seconds: float | None = None,
+        store_timeout_seconds: float = STORE_TIMEOUT_SECONDS,
     ) -> None:
         if flush_seconds <= 0:
             raise ValueError(f"flush period must be positive (got {flush_seconds})")
         self.limiter = limiter
         self.stores = list(stores)
         self.flush_seconds = flush_seconds
+        self.store_timeout_seconds = store_timeout_seconds
         self.watch_seconds = (
             watch_seconds
             if watch_seconds is not None
@@ -173,7 +180,8 @@ class DayUsage:
         self.flushed_at: float | None = None
         """monotonic time of the last flush that reached every database"""
         self._failing: set[str] = set()
-        self._limiter_error = False
+        self._limiter_errors: set[str] = set()
+        self._flush_now = anyio.Event()
 
     @property
     def failing(self) -> frozenset[str]:
@@ -254,38 +262,59 @@ class DayUsage:
             log.warning("Gemini day count: last flush skipped: %s", type(exc).__name__)
 
     async def run(self) -> None:
-        """Watch and flush forever (a pool runs this in its task group); survives
-        outages of Redis (the limiter's publisher reports those) and of the databases."""
-        next_flush = time.monotonic() + (0.0 if self.flushed_at is None else self.flush_seconds)
+        """Watch and flush forever (a pool runs this in its task group), in two loops so
+        that a slow database never delays the watch; survives outages of Redis (the
+        limiter's publisher reports those) and of the databases."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._flush_loop)
+            while True:
+                if await self._guarded("watch", self.watch):
+                    self._flush_now.set()
+                await anyio.sleep(self.watch_seconds)
+
+    async def _flush_loop(self) -> None:
+        wait = 0.0 if self.flushed_at is None else self.flush_seconds
         while True:
-            try:
-                lost = await self.watch()
-                if lost or time.monotonic() >= next_flush:
-                    next_flush = time.monotonic() + self.flush_seconds
-                    await self.flush()
-                self._limiter_error = False
-            except OUTAGE_ERRORS:
-                pass
-            except LimiterError as exc:
-                if not self._limiter_error:
-                    log.error("Gemini day count: %s", exc)
-                self._limiter_error = True
-            await anyio.sleep(self.watch_seconds)
+            with anyio.move_on_after(wait):
+                await self._flush_now.wait()
+            self._flush_now = anyio.Event()
+            await self._guarded("flush", self.flush)
+            wait = self.flush_seconds
 
     # -- helpers -------------------------------------------------------------------
+    async def _guarded(self, what: str, step: Callable[[], Awaitable[T]]) -> T | None:
+        """Run one step; an outage of Redis is skipped (the limiter's publisher reports
+        it), an error of the limiter's script logged once until the step succeeds."""
+        try:
+            result = await step()
+        except OUTAGE_ERRORS:
+            return None
+        except LimiterError as exc:
+            if what not in self._limiter_errors:
+                self._limiter_errors.add(what)
+                log.error("Gemini day count (%s): %s", what, exc)
+            return None
+        self._limiter_errors.discard(what)
+        return result
+
     async def _merge(self, store: QueueStore, reading: Reading) -> bool:
         """Merge one database; False (logged once per outage) if it failed."""
-        try:
-            for day, counts in sorted(reading.by_day().items()):
-                stored = await store.merge_gemini_day_usage(quota_date(day), counts)
-                self.durable[day] = greatest((self.durable.get(day, {}), stored))
-        except StoreError as exc:
+        problem = f"no answer within {self.store_timeout_seconds:g} s"
+        with anyio.move_on_after(self.store_timeout_seconds):
+            try:
+                for day, counts in sorted(reading.by_day().items()):
+                    stored = await store.merge_gemini_day_usage(quota_date(day), counts)
+                    self.durable[day] = greatest((self.durable.get(day, {}), stored))
+                problem = ""
+            except StoreError as exc:
+                problem = str(exc)
+        if problem:
             if store.env not in self._failing:
                 self._failing.add(store.env)
                 log.warning(
                     "Gemini day count not saved in %s (%s); the pool goes on, retrying every %g s",
                     store.env,
-                    exc,
+                    problem,
                     self.flush_seconds,
                 )
             return False

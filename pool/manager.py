@@ -310,10 +310,10 @@ class PoolManager:
             self.ready = False
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._flush_times()
-                await self.day_usage.stop()
                 await self._flush_bill()
                 await self.fleet.withdraw_allocation()
                 await self.fleet.publish_assignments({w.name: None for w in self.workers})
+                await self.day_usage.stop()  # last: a slow database cannot hold the others
             if self.on_status is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     self.on_status(await self.snapshot())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import asyncpg
 import pytest
 from redis.asyncio import Redis
@@ -87,6 +88,7 @@ async def fleet(
     rpd: int,
     flush_seconds: float,
     model: str,
+    store_timeout: float = 10.0,
 ) -> AsyncIterator[Fleet]:
     redis = Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
     config = LimiterConfig(Quota(10_000, 10_000_000, rpd), window_seconds=WINDOW)
@@ -98,7 +100,13 @@ async def fleet(
         timeout_seconds=5,
         retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05),
     )
-    usage = DayUsage(limiter, stores, flush_seconds=flush_seconds, watch_seconds=0.05)
+    usage = DayUsage(
+        limiter,
+        stores,
+        flush_seconds=flush_seconds,
+        watch_seconds=0.05,
+        store_timeout_seconds=store_timeout,
+    )
     try:
         yield Fleet(redis, limiter, client, usage, model)
     finally:
@@ -344,6 +352,61 @@ async def test_a_database_outage_stops_neither_the_grants_nor_the_count(
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "not saved in staging" in m]) == 1, messages
     assert len([m for m in messages if "saved in staging again" in m]) == 1, messages
+
+
+async def test_a_database_that_never_answers_never_delays_the_watch(
+    private_redis: RedisServer,
+    sim: Simulator,
+    model: str,
+    postgres: PostgresStore,
+    database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database that takes connections and never answers holds its own merge for at
+    most the store timeout, never the watch: Redis restarting meanwhile is seen, and the
+    count put back, within the limiter's fence."""
+    caplog.set_level(logging.INFO, logger="pool")
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await anyio.sleep_forever()
+
+    async with AsyncExitStack() as stack:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        stack.push_async_callback(listener.aclose)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        tg.start_soon(listener.serve, hold)
+        hung = await SupabaseStore.connect("staging", f"http://127.0.0.1:{port}", KEY)
+        stack.push_async_callback(hung.close)
+        f = await stack.enter_async_context(
+            fleet(
+                private_redis.url,
+                sim,
+                [hung, postgres],
+                rpd=1000,
+                flush_seconds=0.1,
+                model=model,
+                store_timeout=1.5,
+            )
+        )
+        stack.callback(tg.cancel_scope.cancel)  # first thing on the way out
+        tg.start_soon(f.usage.run)
+        await f.call_for(0.5)
+        private_redis.kill()
+        private_redis.start()
+        restarted = time.monotonic()
+        await wait_for(lambda: f.usage.losses == 1, 5, "the loss is seen")
+        seen_after = time.monotonic() - restarted
+        made = calls_made(sim)
+        assert await f.count() == made
+        await wait_for(lambda: "staging" in f.usage.failing, 5, "the hung database is given up")
+        await anyio.sleep(0.5)
+    assert seen_after < WINDOW / 2  # well within the fence
+    assert made > 3
+    messages = [r.getMessage() for r in caplog.records if "not saved in staging" in r.getMessage()]
+    assert len(messages) == 1, messages
+    assert "no answer within 1.5 s" in messages[0]
 
 
 # --- the pool manager --------------------------------------------------------------------
