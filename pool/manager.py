@@ -6,14 +6,17 @@ line if Redis, a database or the settings are wrong; then it runs, in one task g
 the workers, the rebalancer (at start and every OCR_REBALANCE_INTERVAL_MS), the
 reaper of expired leases, the limiter's publisher, the capacity ledger's maintenance,
 the fleet state in Redis, the status printer and, when configured, the health and
-metrics endpoint. `request_stop()` (SIGTERM, SIGINT, or an empty queue with
-`until_empty`) stops claiming; in-flight jobs finish within the grace period, after
-which they are given back untouched; everything the pool holds is released.
+metrics endpoint. A worker task that crashes is restarted after a jittered, capped
+backoff; repeated crashes make the pool not ready (`pool.supervision`).
+`request_stop()` (SIGTERM, SIGINT, or an empty queue with `until_empty`) stops
+claiming; in-flight jobs finish within the grace period, after which they are given
+back untouched; everything the pool holds is released.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from collections import deque
@@ -43,8 +46,15 @@ from pool.runtime import Runtime
 from pool.service_times import ServiceTimes
 from pool.settings import redact_url
 from pool.snapshot import Allocation as SnapshotAllocation
-from pool.snapshot import PoolSnapshot, tally_workers
+from pool.snapshot import PoolSnapshot, WorkerCrash, tally_workers
 from pool.stats import PoolStats
+from pool.supervision import (
+    Readiness,
+    SupervisionPolicy,
+    next_streak,
+    pool_readiness,
+    restart_delay,
+)
 from workers.store import AllocationRecord, DocumentSource, SourceComposition, StoreError
 from workers.worker import JobReport, Outcome, Worker
 
@@ -53,6 +63,8 @@ INDEX, ACTE = DocumentSource.INDEX, DocumentSource.ACTE
 
 
 Policy = Callable[[AllocationRules, TypeDemand, TypeDemand, Allocation | None], Allocation]
+WorkerFactory = Callable[[str, DocumentSource, Callable[[JobReport], None]], Worker]
+"""(name, mode, on_report) -> a new worker; `Runtime.worker` unless a test passes its own."""
 
 
 class StartupError(RuntimeError):
@@ -112,6 +124,8 @@ class PoolManager:
         pool_id: str | None = None,
         on_status: Callable[[PoolSnapshot], None] | None = None,
         policy: Policy = allocate,
+        supervision: SupervisionPolicy | None = None,
+        worker_factory: WorkerFactory | None = None,
     ) -> None:
         settings = runtime.settings
         self.runtime = runtime
@@ -168,8 +182,20 @@ class PoolManager:
         self._stop = anyio.Event()
         self._workers_done = anyio.Event()
         self._crew: anyio.CancelScope | None = None
+        self.supervision = supervision or SupervisionPolicy()
+        """Restart backoff and the crash threshold of readiness (`pool.supervision`)."""
+        self._new_worker: WorkerFactory = worker_factory or runtime.worker
+        """How workers are made, at start and on a restart. Tests pass a factory of
+        workers that crash on purpose; nothing else does (no setting reaches it)."""
+        self.worker_crashes = 0
+        self.worker_restarts = 0
+        self.workers_down: set[str] = set()
+        """Workers that crashed and wait out their restart delay."""
+        self.last_crash: WorkerCrash | None = None
+        self._crash_times: deque[float] = deque(maxlen=1000)
+        """monotonic time of recent crashes (readiness looks at its window only)"""
         self.workers = [
-            runtime.worker(f"{self.server_id}-{self.pool_id}-w{n:02d}", INDEX, self._on_report)
+            self._new_worker(f"{self.server_id}-{self.pool_id}-w{n:02d}", INDEX, self._on_report)
             for n in range(settings.ocr_worker_pool_size)
         ]
 
@@ -285,9 +311,18 @@ class PoolManager:
             await self._run_services()
 
     def readiness(self) -> tuple[bool, str]:
-        if self.stopping:
-            return False, "stopping"
-        return (True, "") if self.ready else (False, "warming up")
+        state = self.readiness_state()
+        return state.ready, state.reason
+
+    def readiness_state(self) -> Readiness:
+        """Warmed up, not stopping, and not crashing repeatedly (`pool_readiness`)."""
+        return pool_readiness(
+            self.supervision,
+            warmed_up=self.ready,
+            stopping=self.stopping,
+            crash_times=self._crash_times,
+            now=time.monotonic(),
+        )
 
     async def _run_services(self) -> None:
         try:
@@ -321,14 +356,10 @@ class PoolManager:
     async def _run_workers(self) -> None:
         running = len(self.workers)
 
-        async def supervised(worker: Worker) -> None:
+        async def supervised(slot: int) -> None:
             nonlocal running
             try:
-                await worker.run()
-            except Exception:
-                # A bug in the loop must not take the pool down: report it and stop
-                # only this worker (its job, if any, was given back or will expire).
-                log.exception("%s stopped on an unexpected error", worker.name)
+                await self._supervise(slot)
             finally:
                 running -= 1
                 if running == 0:
@@ -336,8 +367,8 @@ class PoolManager:
 
         async with anyio.create_task_group() as crew:
             self._crew = crew.cancel_scope
-            for worker in self.workers:
-                crew.start_soon(supervised, worker)
+            for slot in range(len(self.workers)):
+                crew.start_soon(supervised, slot)
             await self._stop.wait()
             with anyio.move_on_after(self.settings.ocr_shutdown_grace_seconds):
                 await self._workers_done.wait()
@@ -347,6 +378,52 @@ class PoolManager:
                     self.settings.ocr_shutdown_grace_seconds,
                 )
                 crew.cancel_scope.cancel()
+
+    async def _supervise(self, slot: int) -> None:
+        """Run the worker in `slot` until the pool stops. A crash (a bug in the loop)
+        must not shrink the pool: it is logged and counted, and after a jittered,
+        capped backoff a new worker of the same name and mode takes the slot. The job
+        the crashed one had in hand was given back on the way out, or its lease
+        expires and the reaper puts it back (attempt counted)."""
+        streak = 0
+        while True:
+            worker = self.workers[slot]
+            started = time.monotonic()
+            try:
+                await worker.run()
+            except Exception as exc:
+                log.exception("%s crashed", worker.name)
+                error = f"{type(exc).__name__}: {redact(str(exc))}"
+            else:
+                if self.stopping:
+                    return
+                error = "its loop returned while the pool was running"
+                log.error("%s stopped: %s", worker.name, error)
+            if self.stopping:
+                return
+            streak = next_streak(self.supervision, streak, time.monotonic() - started)
+            delay = restart_delay(self.supervision, streak, random.random())
+            self._crash_times.append(time.monotonic())
+            self.worker_crashes += 1
+            self.workers_down.add(worker.name)
+            self.last_crash = WorkerCrash(worker.name, error, time.time())
+            readiness = self.readiness_state()
+            log.warning(
+                "%s: crash %d in a row; restarting it in %.1f s%s",
+                worker.name,
+                streak,
+                delay,
+                "" if readiness.ready else f" (pool not ready: {readiness.reason})",
+            )
+            with anyio.move_on_after(delay):
+                await self._stop.wait()
+            self.workers_down.discard(worker.name)
+            if self.stopping:
+                return
+            # No await from here to run(): a stop asked now reaches the new worker.
+            self.workers[slot] = self._new_worker(worker.name, worker.mode, self._on_report)
+            self.worker_restarts += 1
+            log.info("%s restarted (%s mode)", worker.name, worker.mode.value)
 
     async def _flush_bill(self) -> None:
         try:
@@ -492,6 +569,7 @@ class PoolManager:
                 capacity_error = f"capacity unreadable: {type(exc).__name__}: {redact(str(exc))}"
         allocation = self.allocation
         envs = {t.store.env for t in self.runtime.targets}
+        readiness = self.readiness_state()
         return PoolSnapshot(
             pool_id=self.pool_id,
             server_id=self.server_id,
@@ -505,6 +583,7 @@ class PoolManager:
             workers=tally_workers(
                 (w.mode.value, None if w.current is None else w.current.source.value)
                 for w in self.workers
+                if w.name not in self.workers_down
             ),
             queue={
                 env: {source.value: part for source, part in parts.items()}
@@ -518,8 +597,13 @@ class PoolManager:
             queue_errors={
                 env: "queue unreadable (see the log)" for env in envs - set(demand.by_env)
             },
-            ready=self.ready,
-            ready_reason="" if self.ready else "warming up",
+            ready=readiness.ready,
+            ready_reason=readiness.reason,
+            ready_code=readiness.code.value if readiness.code else "",
+            workers_down=len(self.workers_down),
+            worker_crashes=self.worker_crashes,
+            worker_restarts=self.worker_restarts,
+            last_crash=self.last_crash,
             spent=spent(self.runtime.gemini.stats, self.runtime.pipelines.prices),
             stopping=self.stopping,
             taken_at=time.time(),

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from pool.snapshot import PoolSnapshot
 from pool.stats import DURATION_BUCKETS, TYPES
+from pool.supervision import NotReady
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -128,6 +129,33 @@ def _pool(x: Exposition, snap: PoolSnapshot) -> None:
         x.sample("ocr_pool_workers", w.busy, {"mode": mode, "state": "busy"})
         x.sample("ocr_pool_workers", w.idle, {"mode": mode, "state": "idle"})
         x.sample("ocr_pool_workers_stolen", w.stolen, {"mode": mode})
+    _supervision(x, snap)
+
+
+def _supervision(x: Exposition, snap: PoolSnapshot) -> None:
+    x.family(
+        "ocr_pool_not_ready",
+        "gauge",
+        "1 for the reason the pool is not ready (warming_up, stopping, worker_crashes), "
+        "0 for the others.",
+    )
+    codes = [code.value for code in NotReady]
+    if snap.ready_code and snap.ready_code not in codes:
+        codes.append(snap.ready_code)
+    for code in codes:
+        x.sample("ocr_pool_not_ready", not snap.ready and snap.ready_code == code, {"reason": code})
+    x.family(
+        "ocr_pool_workers_down",
+        "gauge",
+        "Workers that crashed and wait out their restart delay.",
+    )
+    x.sample("ocr_pool_workers_down", snap.workers_down)
+    x.family("ocr_pool_worker_crashes_total", "counter", "Worker task crashes since start.")
+    x.sample("ocr_pool_worker_crashes_total", snap.worker_crashes)
+    x.family(
+        "ocr_pool_worker_restarts_total", "counter", "Workers restarted after a crash since start."
+    )
+    x.sample("ocr_pool_worker_restarts_total", snap.worker_restarts)
 
 
 def _jobs(x: Exposition, snap: PoolSnapshot) -> None:

@@ -271,12 +271,37 @@ def allocation_line(snap: PoolSnapshot) -> Text:
     return line
 
 
+def supervision_text(snap: PoolSnapshot) -> str:
+    """Worker crashes and restarts since start, workers down, the last crash; empty
+    when no worker ever crashed."""
+    if not snap.worker_crashes and not snap.workers_down:
+        return ""
+    text = (
+        f"worker crashes {snap.worker_crashes}, restarted {snap.worker_restarts}, "
+        f"down {snap.workers_down}"
+    )
+    crash = snap.last_crash
+    if crash is not None:
+        ago = f", {duration(snap.taken_at - crash.at)} ago" if snap.taken_at and crash.at else ""
+        text += f"; last: {one_line(crash.worker)}{ago}: {clip(crash.error, MAX_ERROR_CHARS)}"
+    return text
+
+
+def supervision_line(snap: PoolSnapshot) -> Text | None:
+    text = supervision_text(snap)
+    if not text:
+        return None
+    crashing = not snap.ready and snap.ready_code == "worker_crashes"
+    return _text(text[0].upper() + text[1:], "red" if crashing else "yellow")
+
+
 def render_panel(snap: PoolSnapshot) -> RenderableType:
     """The whole status panel."""
     top = Table.grid(padding=(0, 6))
     top.add_row(workers_table(snap), capacity_part(snap.capacity, snap.capacity_error))
+    crashes = supervision_line(snap)
     sections: list[RenderableType] = [
-        allocation_line(snap),
+        allocation_line(snap) if crashes is None else Group(allocation_line(snap), crashes),
         top,
         queue_table(snap),
         gemini_part(snap.gemini, snap.gemini_error),
@@ -361,6 +386,7 @@ def render_line(snap: PoolSnapshot) -> str:
         f"up {duration(snap.uptime_seconds)}",
         state,
         f"{snap.pool_size} workers",
+        *[text for text in (supervision_text(snap),) if text],
         alloc,
         f"workers {workers or '-'}",
         _line_queue(snap),

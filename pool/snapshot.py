@@ -64,6 +64,16 @@ def tally_workers(
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerCrash:
+    """The latest worker task crash: which worker, the error (redacted), when."""
+
+    worker: str
+    error: str
+    at: float
+    """wall-clock time (epoch seconds)"""
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSnapshot:
     pool_id: str
     server_id: str
@@ -86,6 +96,16 @@ class PoolSnapshot:
     ready: bool = False
     ready_reason: str = ""
     """why the pool is not ready (empty when ready)"""
+    ready_code: str = ""
+    """the same as a closed set for metrics: warming_up, stopping, worker_crashes (or
+    empty)"""
+    workers_down: int = 0
+    """workers that crashed and wait out their restart delay (not in `workers`)"""
+    worker_crashes: int = 0
+    """worker task crashes since start"""
+    worker_restarts: int = 0
+    """workers restarted after a crash since start"""
+    last_crash: WorkerCrash | None = None
     stopping: bool = False
     spent: tuple[BillRow, ...] = ()
     """This pool's Gemini calls since start, per model (every answer billed)."""

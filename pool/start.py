@@ -1,7 +1,9 @@
 """`ocr-pool start`: one pool on this machine, until SIGTERM/SIGINT (or an empty queue).
 
 The first signal stops claiming and lets in-flight jobs finish (within
-OCR_SHUTDOWN_GRACE_SECONDS); a second one gives the jobs in hand back at once.
+OCR_SHUTDOWN_GRACE_SECONDS). Copies of it (`uv run`, a control-group kill) and further
+SIGTERMs before the grace deadline change nothing; a second SIGINT, a SIGQUIT, or a
+SIGTERM after the deadline gives the jobs in hand back at once (`pool.signals`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 import anyio
@@ -18,6 +22,7 @@ from pool.manager import PoolManager, StartupError
 from pool.panel import render_line, render_panel
 from pool.runtime import open_runtime
 from pool.settings import Settings, SettingsError
+from pool.signals import STOP_SIGNALS, Action, SignalState, on_signal
 from pool.snapshot import PoolSnapshot
 from workers.store import StoreError
 
@@ -38,16 +43,33 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 async def _watch_signals(manager: PoolManager) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        received = 0
+    grace = manager.settings.ocr_shutdown_grace_seconds
+    state = SignalState()
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async for signum in signals:
-            received += 1
+            action, state = on_signal(state, signum, time.monotonic(), grace)
             name = signal.Signals(signum).name
-            if received == 1:
-                log.info("%s: finishing the jobs in hand, then exiting", name)
+            if action is Action.STOP:
+                log.info(
+                    "%s: finishing the jobs in hand (up to %.0f s), then exiting; "
+                    "SIGINT again or SIGQUIT gives them back now",
+                    name,
+                    grace,
+                )
                 manager.request_stop()
+            elif action is Action.SAME:
+                log.info("%s again at once: the same stop request, counted once", name)
+            elif action is Action.ALREADY_STOPPING:
+                assert state.stop_since is not None
+                left = grace - (time.monotonic() - state.stop_since)
+                log.info(
+                    "%s again: still finishing the jobs in hand (grace ends in %.0f s); "
+                    "SIGINT or SIGQUIT gives them back now",
+                    name,
+                    max(0.0, left),
+                )
             else:
-                log.warning("%s again: giving back the jobs in hand now", name)
+                log.warning("%s: giving back the jobs in hand now", name)
                 manager.force_stop()
 
 
@@ -72,7 +94,19 @@ async def run_pool(
             if clear is not None and not isinstance(clear, BaseExceptionGroup):
                 raise clear from None
             raise
+        finally:
+            _ignore_late_signals()
         return manager
+
+
+def _ignore_late_signals() -> None:
+    """The pool has stopped: a late copy of its stop signal (uv forwards SIGINT
+    200 ms after the group got it) must not kill the clean-up or turn exit 0 into
+    death by signal. SIGKILL still ends the process."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (and only it had the receiver)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def status_printer(console: Console) -> Callable[[PoolSnapshot], None]:
