@@ -235,6 +235,39 @@ async def test_redis_restarted_mid_day_keeps_the_count_and_the_daily_limit_holds
     assert f"{model} {made_before}" in losses[0]
 
 
+async def test_with_two_pools_the_count_put_back_is_the_fleets(
+    private_redis: RedisServer, sim: Simulator, model: str, postgres: PostgresStore
+) -> None:
+    """Two pools call together, then one goes on alone and Redis dies: the other pool's
+    calls are in every reading, the last caller's own calls since are in its memory; the
+    greatest of the pools' counts is the fleet's. (Only another pool's calls in the last
+    watch interval, ¼ s, before Redis dies could be missing.)"""
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                fleet(private_redis.url, sim, [postgres], rpd=1000, flush_seconds=60, model=model)
+            )
+            for _ in range(2)
+        ]
+        for pool in (a, b):
+            await pool.usage.start()
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(tg.cancel_scope.cancel)
+        tg.start_soon(a.usage.run)
+        tg.start_soon(b.usage.run)
+        async with anyio.create_task_group() as callers:
+            callers.start_soon(a.call_for, 0.6)
+            callers.start_soon(b.call_for, 0.6)
+        await anyio.sleep(0.2)  # b's last calls are read by both pools
+        await a.call_for(0.3)  # a alone, up to the moment Redis dies
+        private_redis.kill()
+        made = calls_made(sim)
+        private_redis.start()
+        await wait_for(lambda: a.usage.losses == b.usage.losses == 1, 5, "both see the loss")
+        assert await a.count() == made
+        assert made > 10
+
+
 async def test_a_pool_restarted_with_redis_puts_back_what_the_database_holds(
     private_redis: RedisServer,
     sim: Simulator,
