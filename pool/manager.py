@@ -393,7 +393,8 @@ class PoolManager:
                 await worker.run()
             except Exception as exc:
                 log.exception("%s crashed", worker.name)
-                error = f"{type(exc).__name__}: {redact(str(exc))}"
+                cause = _innermost(exc)
+                error = f"{type(cause).__name__}: {redact(str(cause))}"
             else:
                 if self.stopping:
                     return
@@ -619,6 +620,13 @@ class PoolManager:
             if quiet >= 2:
                 log.info("queue empty: pool %s stops (--until-empty)", self.pool_id)
                 self.request_stop()
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The one error a task group wrapped (and wrapped again), for a one-line note."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _tiny_render() -> None:
