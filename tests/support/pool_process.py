@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from signal import Signals
 
 import anyio
 
@@ -49,19 +51,35 @@ def pool_env(
 
 
 class PoolProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *args: str,
+        launcher: tuple[str, ...] = (sys.executable, "-m", "pool.cli"),
+        new_session: bool = False,
+    ) -> None:
+        """`<launcher> start <args>`; `new_session`: in its own session and process
+        group, as a service manager runs it (`signal_group` then reaches every process
+        of it, the launcher included)."""
         self.log_path = log_path
         self._log = log_path.open("wb")
+        self._new_session = new_session
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pool.cli", "start", *args],
+            [*launcher, "start", *args],
             cwd=ROOT,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
 
     def signal(self, signum: signal.Signals) -> None:
         self.proc.send_signal(signum)
+
+    def signal_group(self, signum: Signals) -> None:
+        """`signum` to the whole process group (a control-group kill, a terminal's ^C)."""
+        os.killpg(self.proc.pid, signum)
 
     async def wait(self, within: float) -> int:
         try:
@@ -75,6 +93,10 @@ class PoolProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
+        if self._new_session:
+            # The launcher may be gone while what it started is not: end the group.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
