@@ -38,6 +38,14 @@ def server_keys(prefix: str, server_id: str) -> ServerKeys:
     )
 
 
+MEASURED = "capacity:measured"
+"""hash, fleet-wide: kind -> measured vCPU per held second (capacity/lua/measure.lua)"""
+
+
+def measured_key(prefix: str) -> str:
+    return f"{prefix}{MEASURED}"
+
+
 _SUFFIXES = (":workers", ":cpu:allocated", ":ram:allocated", ":capacity")
 
 

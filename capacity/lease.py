@@ -88,6 +88,7 @@ class Lease:
                     log.warning("%s: renewal failed, will retry: %s", self, exc)
 
     def _lose(self, why: str) -> None:
+        self.ledger.forget(self.holder, self.token)
         if not self.lost.is_set():
             log.warning("%s lost: %s", self, why)
             self.lost.set()

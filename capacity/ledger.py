@@ -23,20 +23,25 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from capacity.costs import HALF_LIFE_SECONDS, Sample, effective_costs
 from capacity.errors import CapacityError, CapacityRefused, redact
-from capacity.keys import check_server_id, server_keys
+from capacity.keys import check_server_id, measured_key, server_keys
 from capacity.lease import Lease
+from capacity.meter import CpuMeter
 from capacity.policy import Limits, can_ever_fit
-from capacity.pressure import PressureGuard
+from capacity.pressure import Pressure, PressureGuard, progress_allowed
 from capacity.probe import resolve_limits
 from capacity.resources import DEFAULT_COSTS, Resources, format_costs
 from capacity.scripts import Scripts
-from capacity.state import Admission, ServerState, text
+from capacity.state import Admission, ServerState, pairs, text
 
 log = logging.getLogger("capacity")
 T = TypeVar("T")
 
 MAX_LEASE_SECONDS = 86_400.0
+MEASURED_KEEP_SECONDS = 7 * 86_400.0
+"""The fleet's measured costs are forgotten a week after the last sample."""
+PROGRESS_LOG_SECONDS = 60.0
 
 
 async def _call(server_id: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -59,8 +64,16 @@ class CapacityLedger:
 
     `limits` (the server's size and reserves) are sent with every acquire and
     published by `publish()`; without them, acquires use the limits last published
-    for the server by another participant. `guard`, when given, refuses every
-    acquire while the host is under pressure (decided locally, before Redis).
+    for the server by another participant. `guard`, when given, refuses acquires
+    while the host is under pressure (decided locally, before Redis), except, with
+    `guarantee_progress`, when this ledger holds no other lease: the pool always has
+    one job going (`pressure.progress_allowed`).
+
+    `costs` are what a lease of each kind is charged *at most* and until something is
+    measured. With `measure`, the process's CPU time is attributed to the leases it
+    holds (`CpuMeter`) and `refresh_costs()` folds it into the fleet's average per kind
+    (`capacity:measured`) and charges that (with headroom, within the configured cost:
+    `costs.effective_cost`).
     """
 
     def __init__(
@@ -74,6 +87,9 @@ class CapacityLedger:
         costs: Mapping[str, Resources] = DEFAULT_COSTS,
         guard: PressureGuard | None = None,
         keep_seconds: float = 86_400.0,
+        measure: bool = True,
+        guarantee_progress: bool = True,
+        half_life_seconds: float = HALF_LIFE_SECONDS,
     ) -> None:
         if not 0.01 <= lease_seconds <= MAX_LEASE_SECONDS:
             raise ValueError(f"lease_seconds must be in [0.01, 86400] (got {lease_seconds!r})")
@@ -83,11 +99,28 @@ class CapacityLedger:
         self.keys = server_keys(prefix, server_id)
         self.limits = limits
         self.lease_seconds = lease_seconds
+        self.configured = dict(costs)
+        """The configured costs: seeds until something is measured, and caps."""
         self.costs = dict(costs)
+        """What a lease of each kind is charged now."""
+        self.measured: dict[str, float] = {}
+        """The fleet's measured vCPU per held second, per kind (as last read)."""
         self.guard = guard
         self.keep_seconds = keep_seconds
+        self.guarantee_progress = guarantee_progress
+        if half_life_seconds <= 0:
+            raise ValueError(f"half_life_seconds must be positive (got {half_life_seconds!r})")
+        self.half_life_seconds = half_life_seconds
+        self.meter = CpuMeter(self._weight) if measure else None
         self._scripts = Scripts.register(redis)
         self._available = limits.available if limits is not None else None
+        self._measured_key = measured_key(prefix)
+        self._holding: dict[str, str] = {}
+        """holder -> token of the leases this ledger (this process) holds."""
+        self._passing = 0
+        """Acquires admitted by the progress rule and not yet answered by Redis."""
+        self._progress_logged = -PROGRESS_LOG_SECONDS
+        self._logged_costs = dict(costs)
 
     @classmethod
     def for_host(
@@ -128,6 +161,33 @@ class CapacityLedger:
                 f"no cost for worker type {kind!r} (known: {', '.join(sorted(self.costs))})"
             ) from None
 
+    @property
+    def holding(self) -> int:
+        """Leases this ledger holds now."""
+        return len(self._holding)
+
+    def _weight(self, kind: str) -> float:
+        cost = self.costs.get(kind)
+        return cost.cpu if cost is not None else 1.0
+
+    def forget(self, holder: str, token: str) -> None:
+        """`holder`'s lease (under `token`) is over for this process: released, lost, or
+        given up on. Stops its metering; it no longer counts for the progress rule."""
+        if self._holding.get(holder) == token:
+            del self._holding[holder]
+            if self.meter is not None:
+                self.meter.drop(holder)
+
+    def _admits_despite(self, pressure: Pressure, holder: str) -> bool:
+        others = len(self._holding) - (holder in self._holding) + self._passing
+        return self.guarantee_progress and progress_allowed(pressure, others)
+
+    def _note_progress(self, admission: Admission) -> None:
+        now = time.monotonic()
+        if now - self._progress_logged >= PROGRESS_LOG_SECONDS:
+            self._progress_logged = now
+            log.warning("capacity %s: %s", self.server_id, admission.describe())
+
     # --- the operations ---------------------------------------------------------
     async def acquire(
         self,
@@ -143,31 +203,45 @@ class CapacityLedger:
             raise ValueError("holder must not be empty")
         request = request if request is not None else self.cost(kind)
         token = token or secrets.token_hex(8)
+        despite: Pressure | None = None
         if self.guard is not None:
             pressure = self.guard.check()
             if pressure.blocked:
-                return Admission(False, "pressure", holder, kind, token, request, pressure=pressure)
+                if not self._admits_despite(pressure, holder):
+                    return Admission(
+                        False, "pressure", holder, kind, token, request, pressure=pressure
+                    )
+                despite = pressure
+                self._passing += 1
         avail = self._available
-        reply = await _call(
-            self.server_id,
-            "acquire",
-            lambda: self._scripts.acquire(
-                keys=list(self.keys.all),
-                args=[
-                    holder,
-                    token,
-                    kind,
-                    request.cpu_m,
-                    request.ram_m,
-                    self.lease_ms,
-                    "" if avail is None else avail.cpu_m,
-                    "" if avail is None else avail.ram_m,
-                ],
-            ),
-        )
+        try:
+            reply = await _call(
+                self.server_id,
+                "acquire",
+                lambda: self._scripts.acquire(
+                    keys=list(self.keys.all),
+                    args=[
+                        holder,
+                        token,
+                        kind,
+                        request.cpu_m,
+                        request.ram_m,
+                        self.lease_ms,
+                        "" if avail is None else avail.cpu_m,
+                        "" if avail is None else avail.ram_m,
+                    ],
+                ),
+            )
+        finally:
+            if despite is not None:
+                self._passing -= 1
         status = text(reply[0])
         available = None if int(reply[3]) < 0 else Resources(int(reply[3]), int(reply[4]))
-        return Admission(
+        if status == "ok":
+            self._holding[holder] = token
+            if self.meter is not None:
+                self.meter.hold(holder, kind)
+        admission = Admission(
             admitted=status == "ok",
             reason=status,
             holder=holder,
@@ -178,7 +252,11 @@ class CapacityLedger:
             available=available,
             expires_ms=int(reply[5]),
             now_ms=int(reply[6]),
+            pressure=despite,
         )
+        if despite is not None and admission.admitted:
+            self._note_progress(admission)
+        return admission
 
     async def renew(self, holder: str, token: str) -> int | None:
         """Extend the lease by `lease_seconds` from now; its new expiry (Redis ms), or None
@@ -190,15 +268,21 @@ class CapacityLedger:
                 keys=list(self.keys.all[:3]), args=[holder, token, self.lease_ms]
             ),
         )
-        return int(reply[1]) if int(reply[0]) == 1 else None
+        if int(reply[0]) != 1:
+            self.forget(holder, token)
+            return None
+        return int(reply[1])
 
     async def release(self, holder: str, token: str) -> bool:
         """Give the lease back; False if there was none under this holder and token."""
-        reply = await _call(
-            self.server_id,
-            "release",
-            lambda: self._scripts.release(keys=list(self.keys.all[:3]), args=[holder, token]),
-        )
+        try:
+            reply = await _call(
+                self.server_id,
+                "release",
+                lambda: self._scripts.release(keys=list(self.keys.all[:3]), args=[holder, token]),
+            )
+        finally:
+            self.forget(holder, token)  # even if Redis did not answer: it expires on its own
         return int(reply[0]) == 1
 
     async def reap(self) -> ServerState:
@@ -217,6 +301,8 @@ class CapacityLedger:
         fields: dict[str, str] = {
             "publisher": f"{socket.gethostname()} pid {os.getpid()}",
             "costs": format_costs(self.costs),
+            "costs_configured": format_costs(self.configured),
+            "costs_measured": ",".join(f"{k}={v:.3g}" for k, v in sorted(self.measured.items())),
             "lease_ms": str(self.lease_ms),
         }
         if self.limits is not None and self._available is not None:
@@ -238,6 +324,7 @@ class CapacityLedger:
                 "cpu_limit_percent": f"{pressure.cpu_limit:g}",
                 "ram_limit_percent": f"{pressure.ram_limit:g}",
                 "pressure": "1" if pressure.blocked else "0",
+                "pressure_over": "+".join(pressure.over),
             }
         args: list[str | int] = [max(1, round(self.keep_seconds * 1000))]
         for name, value in fields.items():
@@ -247,6 +334,49 @@ class CapacityLedger:
             "publish",
             lambda: self._scripts.publish(keys=[self.keys.capacity], args=args),
         )
+
+    async def refresh_costs(self) -> dict[str, Resources]:
+        """Fold what the meter measured since last time into the fleet's average per kind
+        (`capacity:measured`, one script), read the fleet's averages and charge them from
+        now on (`costs.effective_cost`). Without a meter, the configured costs stay.
+        On a Redis error the samples are kept for the next call."""
+        if self.meter is None:
+            return self.costs
+        samples = self.meter.take()
+        args: list[str | float] = [self.half_life_seconds, round(MEASURED_KEEP_SECONDS * 1000)]
+        for kind, cost in self.configured.items():
+            if not kind or ":" in kind or any(c.isspace() for c in kind):
+                continue
+            sample = samples.get(kind, Sample(0.0, 0.0))
+            args += [kind, cost.cpu, f"{sample.cpu_seconds:.6f}", f"{sample.held_seconds:.6f}"]
+        try:
+            reply = await _call(
+                self.server_id,
+                "measure",
+                lambda: self._scripts.measure(keys=[self._measured_key], args=args),
+            )
+        except CapacityError:
+            self.meter.put_back(samples)
+            raise
+        measured = {kind: float(value) for kind, value in pairs(reply).items() if value}
+        self.measured = measured
+        self.costs = effective_costs(self.configured, measured)
+        moved = [
+            kind
+            for kind, cost in self.costs.items()
+            if abs(cost.cpu_m - self._logged_costs[kind].cpu_m)
+            > 0.2 * max(self._logged_costs[kind].cpu_m, 1)
+        ]
+        if moved:
+            self._logged_costs = dict(self.costs)
+            log.info(
+                "capacity %s: costs now %s (measured vCPU per held second: %s; configured %s)",
+                self.server_id,
+                format_costs(self.costs),
+                ", ".join(f"{k} {v:.3g}" for k, v in sorted(measured.items())) or "none yet",
+                format_costs(self.configured),
+            )
+        return self.costs
 
     # --- leases -------------------------------------------------------------------
     async def lease(

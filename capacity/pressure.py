@@ -38,6 +38,30 @@ class Pressure:
             f"ram {self.reading.ram_percent:.1f}% (limit {self.ram_limit:g}%)"
         )
 
+    @property
+    def pressing(self) -> str:
+        """What is over its limit, e.g. `cpu 91.3% > 80%` ('' when nothing is)."""
+        return pressing_text(
+            self.over,
+            {"cpu": self.reading.cpu_percent, "ram": self.reading.ram_percent},
+            {"cpu": self.cpu_limit, "ram": self.ram_limit},
+        )
+
+
+def pressing_text(over: tuple[str, ...], use: dict[str, float], limits: dict[str, float]) -> str:
+    """`cpu 91.3% > 80%, ram 85.0% > 80%` for the dimensions in `over`."""
+    return ", ".join(f"{name} {use[name]:.1f}% > {limits[name]:g}%" for name in over)
+
+
+def progress_allowed(pressure: Pressure, others_held: int) -> bool:
+    """The progress rule: host pressure holds back a participant's (a pool's) further
+    leases, never its only one. `others_held` counts the leases it holds (or is being
+    granted) besides the one asked for; at 0 the lease is admitted whatever the host's
+    load, so a pool always has a job going."""
+    if others_held < 0:
+        raise ValueError(f"others_held must not be negative (got {others_held})")
+    return not pressure.blocked or others_held == 0
+
 
 def limit_percent(reserve_percent: float) -> float:
     """The use above which admission stops: 100 − reserve."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +41,17 @@ class HostProbe:
     def memory_percent(self) -> float:
         """(total − available) / total, in percent: memory the host cannot hand out now."""
         return float(psutil.virtual_memory().percent)
+
+
+_own: dict[int, psutil.Process] = {}
+
+
+def process_cpu_seconds() -> float:
+    """CPU seconds this process has used (user + system, all its threads)."""
+    pid = os.getpid()  # a forked child is another process
+    process = _own.get(pid) or _own.setdefault(pid, psutil.Process(pid))
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def machine_size() -> tuple[float, float]:

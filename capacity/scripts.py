@@ -11,7 +11,7 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-NAMES = ("acquire", "renew", "release", "reap", "publish")
+NAMES = ("acquire", "renew", "release", "reap", "publish", "measure")
 
 
 @cache
@@ -33,6 +33,7 @@ class Scripts:
     release: AsyncScript
     reap: AsyncScript
     publish: AsyncScript
+    measure: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from capacity.pressure import Pressure
+from capacity.pressure import Pressure, pressing_text
 from capacity.resources import Resources
 
 
@@ -45,12 +45,20 @@ class Admission:
     expires_ms: int = 0
     now_ms: int = 0
     pressure: Pressure | None = None
+    """The host pressure that refused it; on an admission, the pressure it was admitted
+    despite (the progress rule: its participant held no other lease)."""
 
     def describe(self) -> str:
         if self.admitted:
-            return f"{self.holder}: admitted {self.request} ({self.kind or 'no kind'})"
+            said = f"{self.holder}: admitted {self.request} ({self.kind or 'no kind'})"
+            if self.pressure is not None and self.pressure.blocked:
+                said += (
+                    f" despite host pressure ({self.pressure.pressing}): "
+                    "its pool's only lease, so that work goes on"
+                )
+            return said
         if self.reason == "pressure" and self.pressure is not None:
-            detail = self.pressure.describe()
+            detail = f"{self.pressure.pressing} ({self.pressure.describe()})"
         elif self.reason == "taken":
             detail = "the holder id is held under another token"
         elif self.reason == "no-capacity":
@@ -158,6 +166,37 @@ class ServerState:
     def pressure(self) -> bool | None:
         value = self.capacity.get("pressure")
         return None if value is None else value == "1"
+
+    @property
+    def pressing(self) -> str:
+        """What the publisher's host is pressed by, e.g. `cpu 91.3% > 80%` ('' if nothing)."""
+        if not self.pressure:
+            return ""
+        use = {"cpu": self.host_cpu_percent, "ram": self.host_ram_percent}
+        limits = {
+            "cpu": self._number("cpu_limit_percent"),
+            "ram": self._number("ram_limit_percent"),
+        }
+        named = self.capacity.get("pressure_over")
+        over = tuple(x for x in (named or "").split("+") if x in use)
+        if not named:  # a publisher that does not say: compare the readings
+            over = tuple(
+                name
+                for name in ("cpu", "ram")
+                if (u := use[name]) is not None and (lim := limits[name]) is not None and u > lim
+            )
+        if any(use[name] is None or limits[name] is None for name in over):
+            return "+".join(over)
+        return pressing_text(
+            over,
+            {k: v for k, v in use.items() if v is not None},
+            {k: v for k, v in limits.items() if v is not None},
+        )
+
+    @property
+    def costs(self) -> str:
+        """What a lease of each kind is charged now (`kind=cpu:ram,...`, as published)."""
+        return self.capacity.get("costs", "")
 
     @property
     def published_age_seconds(self) -> float | None:

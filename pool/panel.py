@@ -201,8 +201,11 @@ def capacity_part(state: ServerState | None, error: str | None) -> RenderableTyp
     )
     holders = ", ".join(f"{kind} {n}" for kind, n in sorted(state.by_kind.items())) or "none"
     notes = f"holders: {holders}"
+    if state.costs:
+        notes += f"; charged {state.costs}"
     if state.pressure:
-        notes += "; admission paused (host pressure)"
+        pressing = f": {state.pressing}" if state.pressing else ""
+        notes += f"; admission paused (host pressure{pressing}), each pool keeps one job going"
     return Group(table, _text(notes, "yellow" if state.pressure else "dim"))
 
 
@@ -356,7 +359,8 @@ def _line_capacity(snap: PoolSnapshot) -> str:
     available = state.available
     cpu = used_of(state.allocated.cpu, None if available is None else available.cpu)
     ram = used_of(state.allocated.ram, None if available is None else available.ram)
-    return f"capacity cpu {cpu} ram GB {ram}" + (" PRESSURE" if state.pressure else "")
+    pressure = f" PRESSURE {state.pressing}".rstrip() if state.pressure else ""
+    return f"capacity cpu {cpu} ram GB {ram}{pressure}"
 
 
 def render_line(snap: PoolSnapshot) -> str:

@@ -69,7 +69,8 @@ async def test_allocated_keys_are_plain_numbers_and_workers_hold_json(
     assert held["kind"] == "index"
     assert (held["cpu"], held["ram"], held["cpu_m"], held["ram_m"]) == (1.5, 0.75, 1500, 750)
     assert held["expires_ms"] - held["since_ms"] == ledger.lease_ms
-    assert await redis.pttl(ledger.keys.cpu_allocated) == -1  # in use: never expires
+    # In use: they expire with the latest live lease (renewals push that back).
+    assert 0 < await redis.pttl(ledger.keys.cpu_allocated) <= ledger.lease_ms
 
     assert await ledger.release("ocr-worker-1", index.token)
     assert await ledger.release("ocr-worker-2", acte.token)
@@ -311,26 +312,71 @@ async def test_scripts_refuse_bad_arguments_with_a_one_line_error(
     assert not await redis.exists(ledger.keys.workers)
 
 
+class Busy:
+    """A host whose CPU is 95% busy (memory at 50%)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def cpu_sample(self) -> CpuSample:
+        self.seconds += 100
+        return CpuSample(0.95 * self.seconds, self.seconds)
+
+    def memory_percent(self) -> float:
+        return 50.0
+
+
 async def test_pressure_refuses_before_redis_is_asked(redis: Redis, redis_prefix: str) -> None:
-    class Busy:
-        def __init__(self) -> None:
-            self.seconds = 0.0
-
-        def cpu_sample(self) -> CpuSample:
-            self.seconds += 100
-            return CpuSample(0.95 * self.seconds, self.seconds)  # 95% busy
-
-        def memory_percent(self) -> float:
-            return 50.0
-
     guard = PressureGuard(20, 20, probe=Busy())
-    ledger = ledger_of(redis, redis_prefix, guard=guard)
+    ledger = ledger_of(redis, redis_prefix, guard=guard, guarantee_progress=False)
     refused = await ledger.acquire("w", "acte")
     assert (refused.admitted, refused.reason, refused.allocated) == (False, "pressure", None)
     assert "host cpu 95.0% (limit 80%)" in refused.describe()
+    assert "cpu 95.0% > 80%" in refused.describe()  # what is pressing, and its threshold
     assert [key async for key in redis.scan_iter(match=f"{redis_prefix}*")] == []
     await ledger.publish()
-    assert (await read_fleet(redis, redis_prefix))[0].pressure is True
+    state = (await read_fleet(redis, redis_prefix))[0]
+    assert state.pressure is True
+    assert state.pressing == "cpu 95.0% > 80%"
+
+
+async def test_pressure_never_stops_a_pools_only_lease(redis: Redis, redis_prefix: str) -> None:
+    """The progress rule: under pressure a ledger (a pool) holding nothing gets one lease;
+    every further one waits until the host is below its limit."""
+    ledger = ledger_of(redis, redis_prefix, guard=PressureGuard(20, 20, probe=Busy()))
+    first = await ledger.acquire("w1", "index")
+    assert first.admitted
+    assert "despite host pressure (cpu 95.0% > 80%)" in first.describe()
+    second = await ledger.acquire("w2", "acte")
+    assert (second.admitted, second.reason) == (False, "pressure")
+    assert ledger.holding == 1
+    # The only holder may change what it holds (a worker stealing a job of the other type).
+    assert (await ledger.acquire("w1", "acte", token=first.token)).admitted
+    assert await ledger.release("w1", first.token)
+    assert ledger.holding == 0
+    # Several asking at once while the pool holds nothing: exactly one gets through.
+    asked = [f"r{n}" for n in range(6)]
+    answers: dict[str, bool] = {}
+
+    async def ask(holder: str) -> None:
+        answers[holder] = (await ledger.acquire(holder, "acte")).admitted
+
+    async with anyio.create_task_group() as tg:
+        for holder in asked:
+            tg.start_soon(ask, holder)
+    assert sorted(answers.values()) == [False] * 5 + [True]
+    assert await redis.hlen(ledger.keys.workers) == 1
+
+
+async def test_a_lease_given_up_on_no_longer_counts_for_the_progress_rule(
+    redis: Redis, redis_prefix: str
+) -> None:
+    ledger = ledger_of(redis, redis_prefix, guard=PressureGuard(20, 20, probe=Busy()))
+    lease = await ledger.lease("w1", "acte")
+    await redis.hdel(ledger.keys.workers, "w1")  # expired and reaped by someone
+    assert not await lease.renew()
+    assert ledger.holding == 0
+    assert (await ledger.acquire("w2", "acte")).admitted
 
 
 async def test_maintenance_reaps_and_publishes(redis: Redis, redis_prefix: str) -> None:
@@ -362,6 +408,48 @@ async def test_fleet_lists_every_server_under_the_prefix_only(
     assert all(s.allocated == s.leases_total() for s in states)
 
 
+# --- the totals expire with the last live lease ----------------------------------------------
+async def test_totals_expire_with_the_latest_live_lease_when_nobody_is_left(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """Holders that die without releasing: once their leases are over, a GET of the totals
+    reads nothing, although no script ran since (nobody else is on this server)."""
+    ledger = ledger_of(redis, redis_prefix, lease_seconds=0.6)
+    short = await ledger.acquire("short", "acte")
+    await anyio.sleep(0.2)
+    late = await ledger.acquire("late", "index")
+    assert await redis.get(ledger.keys.cpu_allocated) == "2.5"
+    expire_at = await redis.pexpiretime(ledger.keys.cpu_allocated)
+    assert expire_at == late.expires_ms > short.expires_ms  # the latest lease's expiry
+    assert await redis.pexpiretime(ledger.keys.ram_allocated) == late.expires_ms
+    await anyio.sleep(0.5)  # "short" is over, "late" still runs: nobody touched the ledger
+    assert await redis.get(ledger.keys.cpu_allocated) == "2.5"  # lazy: the next script reaps
+    await anyio.sleep(0.4)  # "late" is over too
+    assert await redis.get(ledger.keys.cpu_allocated) is None
+    assert await redis.get(ledger.keys.ram_allocated) is None
+    # The next operation finds the stale entries and writes the truth.
+    state = await ledger.reap()
+    assert sorted(state.reaped) == ["late", "short"]
+    assert await redis.get(ledger.keys.cpu_allocated) == "0"
+
+
+async def test_renewal_and_release_move_the_totals_expiry(redis: Redis, redis_prefix: str) -> None:
+    ledger = ledger_of(redis, redis_prefix, lease_seconds=5)
+    a = await ledger.lease("a", "acte")
+    await anyio.sleep(0.05)
+    b = await ledger.lease("b", "acte")
+    assert await redis.pexpiretime(ledger.keys.cpu_allocated) == b.expires_ms
+    await anyio.sleep(0.05)
+    assert await a.renew()
+    assert await redis.pexpiretime(ledger.keys.cpu_allocated) == a.expires_ms > b.expires_ms
+    assert await a.release()  # the latest lease is gone: the totals follow the one left
+    assert await redis.pexpiretime(ledger.keys.cpu_allocated) == b.expires_ms
+    assert await redis.get(ledger.keys.cpu_allocated) == "1"
+    assert await b.release()
+    assert await redis.get(ledger.keys.cpu_allocated) == "0"
+    assert 86_000_000 < await redis.pttl(ledger.keys.cpu_allocated) <= 86_400_000
+
+
 # --- the scripts ---------------------------------------------------------------------------
 def _block(name: str, marker: str) -> str:
     text = script_text(name)
@@ -372,7 +460,7 @@ def test_every_script_reaps_and_totals_the_same_way() -> None:
     """The shared blocks are copied into each script (each file stands alone for
     other programs); they must stay identical."""
     for marker in ("reap", "totals"):
-        blocks = {_block(name, marker) for name in NAMES if name != "publish"}
+        blocks = {_block(name, marker) for name in NAMES if name not in ("publish", "measure")}
         assert len(blocks) == 1, f"the {marker} blocks differ between scripts"
 
 

@@ -1,5 +1,6 @@
 """The pressure guard against the real host: a child process holding ~2 GB pushes
-memory use above the limit, admission stops; it exits, admission resumes.
+memory use above the limit, admission of further leases stops (a pool holding nothing
+still gets one: the progress rule); it exits, admission resumes.
 
 The reserve is chosen from the memory use measured now, so that the limit sits
 halfway between the current use and the use with the child's memory."""
@@ -72,6 +73,16 @@ async def test_memory_pressure_blocks_admission_until_the_child_exits(
     opened = await ledger.acquire("probe", "acte")
     assert opened.admitted  # open before the child
     await ledger.release("probe", opened.token)
+    # The pool's job in hand: the probes below are further leases, which pressure stops.
+    running = await ledger.acquire("running", "acte")
+    assert running.admitted
+    idle_pool = CapacityLedger(
+        redis,
+        "pressured",
+        prefix=redis_prefix,
+        limits=Limits(64, 256, 0, 0),
+        guard=PressureGuard(0, reserve, min_interval=0.2),
+    )
 
     child = await anyio.open_process(
         [sys.executable, "-m", "tests.support.capacity_hog", "--gb", str(HOG_GB)],
@@ -93,8 +104,16 @@ async def test_memory_pressure_blocks_admission_until_the_child_exits(
             assert refused.pressure is not None
             assert refused.pressure.over == ("ram",)
             assert refused.pressure.reading.ram_percent > limit
+            assert f"ram {refused.pressure.reading.ram_percent:.1f}% > " in refused.describe()
             await anyio.sleep(0.05)
-        assert await redis.hlen(ledger.keys.workers) == 0
+        assert await redis.hkeys(ledger.keys.workers) == [b"running"]
+        # Another pool holding nothing is not stopped: its first lease goes through.
+        progress = await idle_pool.acquire("other-pool-w00", "acte")
+        assert progress.admitted
+        assert progress.pressure is not None
+        assert progress.pressure.over == ("ram",)
+        assert not (await idle_pool.acquire("other-pool-w01", "acte")).admitted
+        await idle_pool.release("other-pool-w00", progress.token)
     finally:
         assert child.stdin is not None
         await child.stdin.aclose()  # the child exits when its stdin closes
@@ -103,6 +122,7 @@ async def test_memory_pressure_blocks_admission_until_the_child_exits(
         await child.aclose()
     assert exited == 0
     resumed_after = await until_reason(ledger, {"ok"}, 10)
+    await ledger.release("running", running.token)
     after = await memory_percent()
     print(
         f"\npressure: host {total_gb:.1f} GB; memory use {baseline:.1f}% before, "

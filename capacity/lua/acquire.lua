@@ -76,21 +76,31 @@ else
     expires = now + ttl
     local since = now
     if old ~= nil and type(old.since_ms) == 'number' then since = old.since_ms end
-    redis.call('HSET', KEYS[1], holder, cjson.encode({
+    local lease = {
       kind = kind, cpu = want_cpu / 1000, ram = want_ram / 1000,
       cpu_m = want_cpu, ram_m = want_ram, token = token,
       since_ms = since, expires_ms = expires, ttl_ms = ttl,
-    }))
+    }
+    redis.call('HSET', KEYS[1], holder, cjson.encode(lease))
+    leases[holder] = lease
     if old == nil then live = live + 1 end
     cpu = cpu - held_cpu + want_cpu
     ram = ram - held_ram + want_ram
   end
 end
 
--- >>> totals: plain numbers for GET; kept a day once the server has no lease left
+-- >>> totals: plain numbers for GET. They expire when the latest live lease does, so
+-- the share of holders killed without releasing is gone from them even if no script
+-- runs again; "0", kept a day, once the server has no lease left.
 if live > 0 then
+  local latest = 0
+  for _, lease in pairs(leases) do
+    if lease.expires_ms > latest then latest = lease.expires_ms end
+  end
   redis.call('SET', KEYS[2], tostring(cpu / 1000))
   redis.call('SET', KEYS[3], tostring(ram / 1000))
+  redis.call('PEXPIREAT', KEYS[2], string.format('%d', latest))
+  redis.call('PEXPIREAT', KEYS[3], string.format('%d', latest))
 else
   redis.call('SET', KEYS[2], '0', 'PX', IDLE_KEEP_MS)
   redis.call('SET', KEYS[3], '0', 'PX', IDLE_KEEP_MS)

@@ -36,16 +36,25 @@ local released = 0
 local lease = leases[holder]
 if lease ~= nil and lease.token == token then
   redis.call('HDEL', KEYS[1], holder)
+  leases[holder] = nil
   live = live - 1
   cpu = cpu - lease.cpu_m
   ram = ram - lease.ram_m
   released = 1
 end
 
--- >>> totals: plain numbers for GET; kept a day once the server has no lease left
+-- >>> totals: plain numbers for GET. They expire when the latest live lease does, so
+-- the share of holders killed without releasing is gone from them even if no script
+-- runs again; "0", kept a day, once the server has no lease left.
 if live > 0 then
+  local latest = 0
+  for _, lease in pairs(leases) do
+    if lease.expires_ms > latest then latest = lease.expires_ms end
+  end
   redis.call('SET', KEYS[2], tostring(cpu / 1000))
   redis.call('SET', KEYS[3], tostring(ram / 1000))
+  redis.call('PEXPIREAT', KEYS[2], string.format('%d', latest))
+  redis.call('PEXPIREAT', KEYS[3], string.format('%d', latest))
 else
   redis.call('SET', KEYS[2], '0', 'PX', IDLE_KEEP_MS)
   redis.call('SET', KEYS[3], '0', 'PX', IDLE_KEEP_MS)

@@ -36,6 +36,8 @@ class Snapshot:
     """Redis time of the snapshot"""
     allocated: Resources
     leases: dict[str, Row]
+    totals_present: bool = True
+    """False when the `allocated` keys had expired (with the latest live lease)."""
 
     @property
     def leases_total(self) -> Resources:
@@ -69,13 +71,14 @@ def snapshot(client: redis.Redis, keys: ServerKeys) -> Snapshot:
         now_ms=int(seconds) * 1000 + int(micros) // 1000,
         allocated=Resources(milli(cpu), milli(ram)),
         leases=leases,
+        totals_present=cpu is not None and ram is not None,
     )
 
 
 @dataclass
 class Audit:
     """Running checks over many snapshots: never above `available`, and `allocated`
-    always the sum of the leases in the hash."""
+    always the sum of the leases in the hash (or gone, once every lease is over)."""
 
     available: Resources
     samples: int = 0
@@ -91,7 +94,12 @@ class Audit:
         self.max_stale_ms = max(self.max_stale_ms, snap.stale_ms)
         if len(self.violations) >= 20:
             return
-        if snap.allocated != snap.leases_total:
+        if not snap.totals_present:
+            # The totals expire with the latest live lease: only once every lease is over.
+            live = [h for h, row in snap.leases.items() if row.expires_ms > snap.now_ms]
+            if live:
+                self.violations.append(f"allocated keys gone while {live} still hold leases")
+        elif snap.allocated != snap.leases_total:
             self.violations.append(
                 f"allocated {snap.allocated} != sum of leases {snap.leases_total}"
             )
