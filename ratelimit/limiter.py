@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import sniffio
@@ -124,16 +125,11 @@ class _Settlement:
     worker: str
     made_at: float
 
-    def args(self) -> tuple[str | int, ...]:
+    def arg(self) -> str:
+        """One script argument (settle_all in window.lua)."""
         return (
-            self.model,
-            self.id,
-            self.granted_us,
-            self.estimate,
-            self.kind,
-            self.actual,
-            self.arrival_after_us,
-            self.worker,
+            f"{self.model}|{self.id}|{self.granted_us}|{self.estimate}|{self.kind}|"
+            f"{self.actual}|{self.arrival_after_us}|{self.worker}"
         )
 
 
@@ -198,6 +194,7 @@ class GeminiLimiter:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._offset = (0, -1.0)
+        self._settings: dict[tuple[str, int, int], bytes] = {}
         self._window_us = config.window_us
         self._worker_ttl_us = _us(config.worker_ttl_seconds)
         self._ticket_ttl_us = _us(config.ticket_ttl_seconds)
@@ -214,6 +211,29 @@ class GeminiLimiter:
             self._offset = (offset, now + DAY_OFFSET_SECONDS)
         return offset
 
+    def _model_settings(self, model: str, flight_us: int) -> bytes:
+        """acquire.lua's settings argument for `model` (built once, sent as is)."""
+        offset = self._day_offset()
+        key = (model, offset, flight_us)
+        settings = self._settings.get(key)
+        if settings is None:
+            quota = self.config.quota_for(model)
+            fields = (
+                quota.rpm,
+                quota.tpm,
+                quota.rpd or 0,
+                self._window_us,
+                self._ticket_ttl_us,
+                offset,
+                self._worker_ttl_us,
+                self.config.recovery_per_window,
+                _us(self.config.lead_seconds),
+                flight_us,
+            )
+            settings = "|".join(str(f) for f in fields).encode()
+            self._settings[key] = settings
+        return settings
+
     @property
     def redis_down(self) -> bool:
         return self._outage.down
@@ -223,7 +243,7 @@ class GeminiLimiter:
         """Settlements not yet delivered to Redis."""
         return len(self._pending)
 
-    async def _once(self, script: str, args: Sequence[str | int | float]) -> list[object]:
+    async def _once(self, script: str, args: Sequence[str | int | float | bytes]) -> Any:
         """One script call; outage errors propagate, other Redis errors become LimiterError."""
         try:
             reply = await getattr(self._scripts, script)(keys=[], args=list(args))
@@ -232,7 +252,7 @@ class GeminiLimiter:
         except RedisError as exc:
             raise LimiterError(f"Gemini limiter: {script} failed: {exc}") from None
         self._outage.answered()
-        return reply  # type: ignore[no-any-return]
+        return reply
 
     # -- settlements carried by any call ---------------------------------------------
     def _take(self) -> list[_Settlement]:
@@ -252,12 +272,9 @@ class GeminiLimiter:
 
     @staticmethod
     def _carry(carried: list[_Settlement]) -> list[str | int]:
-        flat: list[str | int] = [len(carried)]
-        for settlement in carried:
-            flat.extend(settlement.args())
-        return flat
+        return [len(carried), *(settlement.arg() for settlement in carried)]
 
-    async def _carrying(self, script: str, head: Sequence[str | int | float]) -> list[object]:
+    async def _carrying(self, script: str, head: Sequence[str | int | float | bytes]) -> Any:
         """`script` with this process's pending settlements after its own arguments; they
         are put back if the call did not reach Redis."""
         carried = self._take()
@@ -351,6 +368,7 @@ class GeminiLimiter:
         flight = self.config.max_flight_seconds if flight_seconds is None else flight_seconds
         if not 1 <= flight <= 86_400:
             raise ValueError(f"flight must be 1 to 86400 s (got {flight})")
+        flight_us = _us(flight)
         ticket = secrets.token_hex(8)
         arrival = 0
         started = time.monotonic()
@@ -361,21 +379,12 @@ class GeminiLimiter:
                 head = (
                     self.prefix,
                     model,
+                    self._model_settings(model, flight_us),
                     ticket,
                     arrival,
                     estimated_tokens,
-                    quota.rpm,
-                    quota.tpm,
-                    quota.rpd or 0,
-                    self._window_us,
-                    self._ticket_ttl_us,
-                    self._day_offset(),
                     self._epoch,
                     worker,
-                    self._worker_ttl_us,
-                    self.config.recovery_per_window,
-                    _us(self.config.lead_seconds),
-                    _us(flight),
                 )
                 asked = time.monotonic()
                 try:
@@ -387,11 +396,12 @@ class GeminiLimiter:
                     continue
                 received = time.monotonic()
                 failures = 0
-                self._epoch = _text(reply[2])  # type: ignore[arg-type]
-                arrival = int(_text(reply[3]))  # type: ignore[arg-type]
-                if reply[0] == 1:
-                    granted_us = int(_text(reply[1]))  # type: ignore[arg-type]
-                    not_before_us = int(_text(reply[4]))  # type: ignore[arg-type]
+                fields = _text(reply).split("|")
+                self._epoch = fields[2]
+                arrival = int(fields[3])
+                if fields[0] == "1":
+                    granted_us = int(fields[1])
+                    not_before_us = int(fields[4])
                     reservation = Reservation(
                         id=ticket,
                         model=model,
@@ -411,7 +421,7 @@ class GeminiLimiter:
                     metrics.wait_seconds += waited
                     metrics.max_wait_seconds = max(metrics.max_wait_seconds, waited)
                     return reservation
-                retry = int(_text(reply[1])) / 1e6  # type: ignore[arg-type]
+                retry = int(fields[1]) / 1e6
                 await anyio.sleep(min(retry, self.config.max_poll_seconds))
         except BaseException:
             # A waiter that gives up leaves the queue; a grant it never got to use (the
@@ -557,10 +567,10 @@ class GeminiLimiter:
             self._outage.failed(exc)
             return None
         cooldown = Cooldown(
-            seconds=int(reply[0]) / 1000,  # type: ignore[call-overload]
-            ceiling_factor=float(_text(reply[1])),  # type: ignore[arg-type]
+            seconds=int(reply[0]) / 1000,
+            ceiling_factor=float(_text(reply[1])),
             lowered=reply[2] == 1,
-            share=float(_text(reply[3])),  # type: ignore[arg-type]
+            share=float(_text(reply[3])),
         )
         log.warning(
             "Gemini %s: %s at %.0f%% of the ceiling; fleet paused %.1f s, ceiling %.0f%% of "
@@ -587,7 +597,7 @@ class GeminiLimiter:
             self._worker_ttl_us,
         )
         reply = await self._carrying("publish", head)
-        return parse_fleet_usage(reply)  # type: ignore[arg-type]
+        return parse_fleet_usage(reply)
 
     async def run_publisher(self, interval: float = 1.0) -> None:
         """Publish forever (a pool runs this in its task group); survives outages."""
@@ -639,6 +649,24 @@ class GeminiLimiter:
             for i in range(2, len(reply) - 2, 3)
         }
         return text(reply[0]), int(text(reply[1])), counts
+
+    # -- a pool leaving ------------------------------------------------------------------
+    async def forget_workers(self, workers: Sequence[str]) -> int:
+        """Take `workers` out of `gemini:workers` at once (a pool stopping cleanly: they
+        make no more calls), after delivering this process's pending settlements, which
+        would list them again as idle. Returns how many were listed. Raises on an outage."""
+        from ratelimit.keys import fleet_keys
+
+        await self.flush()
+        names = [worker for worker in workers if worker]
+        if not names:
+            return 0
+        keys = fleet_keys(self.prefix)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.workers, *names)
+            pipe.zrem(keys.worker_expiry, *names)
+            removed, _ = await pipe.execute()
+        return int(removed)
 
 
 async def read_fleet_usage(redis: Redis, prefix: str, config: LimiterConfig) -> FleetUsage:

@@ -9,39 +9,43 @@
 -- The grant is then in flight (its slot stamped at its deadline, now + flight) until the
 -- caller settles it (settle_grant in window.lua) with the time it reached Gemini.
 --
--- ARGV[1] prefix          ARGV[2] model              ARGV[3] ticket id (becomes the grant id)
--- ARGV[4] arrival (us; 0 = new ticket, arrival = now)  ARGV[5] tokens asked for
--- ARGV[6] rpm limit       ARGV[7] tpm limit          ARGV[8] rpd limit (0 = none)
--- ARGV[9] window (us)     ARGV[10] ticket ttl (us)   ARGV[11] quota day offset (s from UTC)
--- ARGV[12] epoch the caller knows ('' = none yet)    ARGV[13] worker id ('' = none)
--- ARGV[14] worker ttl (us)                           ARGV[15] ceiling recovery per window
--- ARGV[16] lead (us)      ARGV[17] flight (us): the longest a call may take
--- ARGV[18..] settlements (settle_all in window.lua)
--- Returns {1, grant_us, epoch, arrival_us, not_before_us, rpm_effective, tpm_effective}
---      or {0, retry_after_us, epoch, arrival_us, reason, position}
+-- ARGV[1] prefix   ARGV[2] model   ARGV[3] the caller's settings for the model, one argument:
+--   'rpm limit|tpm limit|rpd limit (0 = none)|window (us)|ticket ttl (us)|quota day offset
+--    (s from UTC)|worker ttl (us)|ceiling recovery per window|lead (us)|flight (us): the
+--    longest a call may take'
+-- ARGV[4] ticket id (becomes the grant id)   ARGV[5] arrival (us; 0 = new ticket, arrival = now)
+-- ARGV[6] tokens asked for   ARGV[7] epoch the caller knows ('' = none yet)
+-- ARGV[8] worker id ('' = none)   ARGV[9..] settlements (settle_all in window.lua)
+-- Returns one string, fields separated by '|':
+--   '1|grant_us|epoch|arrival_us|not_before_us|rpm_effective|tpm_effective'
+--   or '0|retry_after_us|epoch|arrival_us|reason|position'
 -- reason: cooldown:<why> | fence | daily | rpm | tpm | queue
 
 local prefix = ARGV[1]
 local model = check_name(ARGV[2], 'model')
-local ticket = check_name(ARGV[3], 'ticket')
-local arrival = whole(ARGV[4], 'arrival', 0, 1e17)
-local tokens = whole(ARGV[5], 'tokens', 0, 1e12)
-local rpm_limit = whole(ARGV[6], 'rpm limit', 1, 1e12)
-local tpm_limit = whole(ARGV[7], 'tpm limit', 1, 1e15)
-local rpd_limit = whole(ARGV[8], 'rpd limit', 0, 1e12)
-local window = whole(ARGV[9], 'window', 1000, 1e12)
-local ticket_ttl = whole(ARGV[10], 'ticket ttl', 1000, 1e12)
-local offset = whole(ARGV[11], 'day offset', -86400, 86400)
-local known_epoch = ARGV[12]
-local worker, worker_ttl = ARGV[13], whole(ARGV[14], 'worker ttl', 1000, 1e12)
-local alpha = tonumber(ARGV[15]) or 0
-local lead = whole(ARGV[16], 'lead', 0, 1e9)
-local flight = whole(ARGV[17], 'flight', 1000, 1e12)
+local c = {}
+for field in string.gmatch(ARGV[3], '[^|]+') do c[#c + 1] = field end
+if #c ~= 10 then error('gemini limiter: the settings argument has 10 fields separated by |') end
+local rpm_limit = whole(c[1], 'rpm limit', 1, 1e12)
+local tpm_limit = whole(c[2], 'tpm limit', 1, 1e15)
+local rpd_limit = whole(c[3], 'rpd limit', 0, 1e12)
+local window = whole(c[4], 'window', 1000, 1e12)
+local ticket_ttl = whole(c[5], 'ticket ttl', 1000, 1e12)
+local offset = whole(c[6], 'day offset', -86400, 86400)
+local worker_ttl = whole(c[7], 'worker ttl', 1000, 1e12)
+local alpha = tonumber(c[8]) or 0
+local lead = whole(c[9], 'lead', 0, 1e9)
+local flight = whole(c[10], 'flight', 1000, 1e12)
+local ticket = check_name(ARGV[4], 'ticket')
+local arrival = whole(ARGV[5], 'arrival', 0, 1e17)
+local tokens = whole(ARGV[6], 'tokens', 0, 1e12)
+local known_epoch = ARGV[7]
+local worker = ARGV[8]
 
 local K = model_keys(prefix, model)
 local F = fleet_keys(prefix)
 local now = now_us()
-settle_all(prefix, 18, now, window, offset, worker_ttl)
+settle_all(prefix, 9, now, window, offset, worker_ttl)
 
 -- Epoch: Redis lost our keys (restart without persistence) when a caller knew another
 -- epoch. The last window's grants are then unknown, so nothing is granted for a window.
@@ -101,7 +105,7 @@ local function wait(retry, reason, position)
   enqueue()
   touch_worker(F, worker, model, 'waiting', arrival, now, worker_ttl)
   if retry < 1000 then retry = 1000 end
-  return { 0, int(retry), epoch, int(arrival), reason, position }
+  return table.concat({ '0', int(retry), epoch, int(arrival), reason, position }, '|')
 end
 
 local cooldown_ms = redis.call('PTTL', K.cooldown)
@@ -168,4 +172,5 @@ if queued then remove_ticket(K, mine) end
 redis.call('ZADD', K.grants, int(now + flight), mine)
 redis.call('HSET', K.state, 'tpm', int(tpm + tokens), 'day', today, 'day_count', used_today + 1)
 touch_worker(F, worker, model, 'calling', now, now, worker_ttl)
-return { 1, int(now), epoch, int(arrival), int(not_before), rpm_eff, int(tpm_eff) }
+return table.concat({ '1', int(now), epoch, int(arrival), int(not_before), int(rpm_eff),
+  int(tpm_eff) }, '|')

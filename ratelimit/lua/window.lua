@@ -216,24 +216,24 @@ local function reap_workers(F, now)
   return #gone
 end
 
--- Settlements carried by any call: ARGV[first] = count, then per settlement
--- model, grant id, grant time (us), estimate, kind (r/k/f), actual tokens,
--- arrival bound (us after the grant), worker ('' = none).
+-- Settlements carried by any call: ARGV[first] = count, then one argument per settlement,
+-- 'model|grant id|grant time (us)|estimate|kind (r/k/f)|actual tokens|arrival bound (us
+-- after the grant)|worker' (worker '' = none).
 -- Window, day offset and worker ttl are the caller's. Returns the index after them.
-local SETTLE_FIELDS = 8
+local SETTLEMENT = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'
 local function settle_all(prefix, first, now, window, offset, worker_ttl)
   local n = whole(ARGV[first], 'settlement count', 0, 10000)
   local F = fleet_keys(prefix)
   local by_model = {}
-  for i = 0, n - 1 do
-    local a = first + 1 + i * SETTLE_FIELDS
-    local model = check_name(ARGV[a], 'model')
-    local id = check_name(ARGV[a + 1], 'grant')
-    local granted = whole(ARGV[a + 2], 'grant time', 0, 1e17)
-    local estimate = whole(ARGV[a + 3], 'estimate', 0, 1e12)
-    local kind = ARGV[a + 4]
-    local actual = whole(ARGV[a + 5], 'actual tokens', 0, 1e12)
-    local arrival_after = whole(ARGV[a + 6], 'arrival bound', 0, 1e12)
+  for i = 1, n do
+    local model, id, g, e, kind, a, arr, worker = string.match(ARGV[first + i], SETTLEMENT)
+    if model == nil then error('gemini limiter: a settlement has 8 fields separated by |') end
+    model = check_name(model, 'model')
+    id = check_name(id, 'grant')
+    local granted = whole(g, 'grant time', 0, 1e17)
+    local estimate = whole(e, 'estimate', 0, 1e12)
+    local actual = whole(a, 'actual tokens', 0, 1e12)
+    local arrival_after = whole(arr, 'arrival bound', 0, 1e12)
     local m = by_model[model]
     if m == nil then
       local K = model_keys(prefix, model)
@@ -253,7 +253,7 @@ local function settle_all(prefix, first, now, window, offset, worker_ttl)
       m.actual = m.actual + actual
       m.err = m.err + math.abs(actual - estimate)
     end
-    touch_worker(F, ARGV[a + 7], model, 'idle', now, now, worker_ttl)
+    touch_worker(F, worker, model, 'idle', now, now, worker_ttl)
   end
   for _, m in pairs(by_model) do
     if m.delta ~= 0 then
@@ -269,7 +269,7 @@ local function settle_all(prefix, first, now, window, offset, worker_ttl)
     end
     if m.refunds > 0 then redis.call('HINCRBY', m.K.stats, 'refunds', m.refunds) end
   end
-  return first + 1 + n * SETTLE_FIELDS
+  return first + 1 + n
 end
 
 -- Write the plain-number inspection keys of a model and move the fleet sums by the change.
