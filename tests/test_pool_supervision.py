@@ -234,11 +234,23 @@ class CrashingWorker(Worker):
         raise AssertionError("unreachable")
 
 
+class ReturningWorker(Worker):
+    """A worker whose loop ends at once, without a stop asked, while its plan says so."""
+
+    plan: CrashPlan
+
+    async def run(self) -> None:
+        if self.plan.take(self.name):
+            self.plan.crashed_at.append(time.time())
+            return
+        await super().run()
+
+
 def crashing_factory(
-    runtime: Runtime, plan: CrashPlan
+    runtime: Runtime, plan: CrashPlan, kind: type[CrashingWorker | ReturningWorker] = CrashingWorker
 ) -> Callable[[str, DocumentSource, Callable[[JobReport], None]], Worker]:
     def make(name: str, mode: DocumentSource, on_report: Callable[[JobReport], None]) -> Worker:
-        worker = CrashingWorker(
+        worker = kind(
             name,
             mode,
             runtime.targets,
@@ -356,3 +368,71 @@ async def test_a_crashed_worker_is_restarted_and_repeated_crashes_mark_the_pool_
     assert value(after, "ocr_pool_workers_down") == 0
     running = sum(v for n, labels, v in after["ocr_pool_workers"].samples)
     assert running == 2  # the pool's size is back
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_a_worker_loop_that_ends_unasked_is_restarted(
+    database: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    plan = CrashPlan({"-w01": 2})
+    policy = SupervisionPolicy(restart_base_seconds=0.05, restart_cap_seconds=0.1)
+    async with run_simulator(SimulatorConfig(port=0, corpus=(tmp_path,))) as sim:
+        settings = pool_settings(database, redis_prefix, sim.url)
+        async with open_runtime(settings) as runtime:
+            manager = PoolManager(
+                runtime,
+                supervision=policy,
+                worker_factory=crashing_factory(runtime, plan, ReturningWorker),
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(manager.run)
+
+                async def restarted_twice() -> bool:
+                    return manager.worker_restarts == 2
+
+                await wait_for(restarted_twice, within=30)
+                snap = await manager.snapshot()
+                manager.request_stop()
+    assert manager.worker_crashes == 2
+    assert manager.last_crash is not None
+    assert manager.last_crash.worker.endswith("-w01")
+    assert manager.last_crash.error == "its loop returned while the pool was running"
+    assert snap.ready  # 2 crashes: under the limit of 3
+    assert snap.workers_down == 0
+    assert sum(w.total for w in snap.workers.values()) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_a_stop_during_the_restart_delay_ends_the_pool_without_a_restart(
+    database: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    plan = CrashPlan({"-w00": 1})
+    # A delay far longer than the test: only the stop can end it.
+    policy = SupervisionPolicy(restart_base_seconds=600, restart_cap_seconds=600)
+    async with run_simulator(SimulatorConfig(port=0, corpus=(tmp_path,))) as sim:
+        settings = pool_settings(database, redis_prefix, sim.url)
+        async with open_runtime(settings) as runtime:
+            manager = PoolManager(
+                runtime,
+                supervision=policy,
+                worker_factory=crashing_factory(runtime, plan, ReturningWorker),
+            )
+            # The pool ends within a minute: not after the restart delay.
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(manager.run)
+
+                    async def down() -> bool:
+                        return len(manager.workers_down) == 1
+
+                    await wait_for(down, within=30)
+                    snap = await manager.snapshot()
+                    manager.request_stop()
+    assert manager.worker_crashes == 1
+    assert manager.worker_restarts == 0
+    assert not manager.workers_down
+    assert snap.workers_down == 1
+    assert sum(w.total for w in snap.workers.values()) == 1  # the down one is not counted
+    assert "down 1" in render_line(snap)
