@@ -42,6 +42,7 @@ from pool.bill import BillPublisher, spent
 from pool.day_usage import DayUsage
 from pool.fleet_state import FleetState
 from pool.health import serve_health
+from pool.leftovers import PoolTempDir, TempDirError, leave, start_clean
 from pool.runtime import Runtime
 from pool.service_times import ServiceTimes
 from pool.settings import redact_url
@@ -235,6 +236,9 @@ class PoolManager:
             hook(report)
 
     # -- start-up -----------------------------------------------------------------------
+    _scratch: PoolTempDir | None = None
+    """This pool's temporary directory (claimed at the end of the warm-up)."""
+
     async def warm_up(self) -> None:
         """Touch everything once before the first claim, so a wrong setting or an
         unreachable service fails here, in one line, and the first job is not slow."""
@@ -278,6 +282,17 @@ class PoolManager:
                 "OCR_LOCAL_ROOTS is unset: a local path in the queue is read wherever it "
                 "points; set it to the directories documents may come from"
             )
+        try:  # dead pools' temporary files and fleet entries go; this pool's directory
+            if self._scratch is None or self._scratch.closed:
+                self._scratch = await start_clean(
+                    self.runtime.limiter,
+                    prefix=self.settings.ocr_redis_prefix,
+                    server_id=self.server_id,
+                    pool_id=self.pool_id,
+                    workers=[w.name for w in self.workers],
+                )
+        except (TempDirError, OSError, ValueError) as exc:
+            raise StartupError(f"temporary files: {exc}") from None
 
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -348,6 +363,7 @@ class PoolManager:
                 await self._flush_bill()
                 await self.fleet.withdraw_allocation()
                 await self.fleet.publish_assignments({w.name: None for w in self.workers})
+                await leave(self.runtime.limiter, [w.name for w in self.workers], self._scratch)
                 await self.day_usage.stop()  # last: a slow database cannot hold the others
             if self.on_status is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):

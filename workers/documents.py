@@ -22,9 +22,12 @@ characters: letters, digits, `_!.*'() &$=@;:+,?-`, at most 100) and `.`/`..`
 segments anywhere are refused for good.
 
 `fetch_document` copies or streams it to a temporary file created 0600 in
-`FetchConfig.temp_dir` (default: the system's), computing size and SHA-256 on the way
-and stopping as soon as `max_bytes` is passed. The file is removed when the
-`async with` block ends, however it ends (success, error, cancellation).
+`FetchConfig.temp_dir`, by default the pool's own temporary directory
+(`workers/tempdirs.py`: `<tmp>/ocr-pool/<pool-id>/`, or the system's when no pool claimed
+one), computing size and SHA-256 on the way and stopping as soon as `max_bytes` is
+passed. The file is removed when the `async with` block ends, however it ends (success,
+error, cancellation); if the process is killed instead, the pool's directory goes with
+the next start's sweep.
 
 Local files are resolved (`Path.resolve()`: symlinks followed, `..` collapsed) and,
 when `FetchConfig.local_roots` is not empty, must lie under one of them. Only regular
@@ -82,6 +85,7 @@ import aiohttp
 import anyio.to_thread
 from yarl import URL
 
+from workers import tempdirs
 from workers.errors import (
     DocumentError,
     DocumentMissing,
@@ -117,7 +121,8 @@ class FetchConfig:
     )
     #: Whole-request limit for a download (connect, headers and body).
     timeout_seconds: float = 120.0
-    #: Where temporary copies go; None: the system's temporary directory.
+    #: Where temporary copies go; None: the pool's directory (`tempdirs.scratch_dir()`),
+    #: else the system's temporary directory.
     temp_dir: Path | None = None
     #: Bytes read or written per step (and per hand-off to the writer thread).
     chunk_size: int = MB
@@ -242,8 +247,9 @@ async def fetch_document(
     for this call. The request timeout is `config.timeout_seconds` either way.
     """
     target = resolve_location(location, storage is not None)
+    directory = config.temp_dir or tempdirs.scratch_dir()
     # No await between creating the file and entering `try`: nothing can leak it.
-    fd, name = tempfile.mkstemp(prefix="ocr-pool-", suffix=".pdf", dir=config.temp_dir)
+    fd, name = tempfile.mkstemp(prefix="ocr-pool-", suffix=".pdf", dir=directory)
     temp = Path(name)
     sink = _Sink(fd)
     try:

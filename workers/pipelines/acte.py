@@ -26,6 +26,7 @@ from workers.pipelines.pages import join_pages, page_marker
 from workers.pipelines.prompts import prompt, prompts_digest
 from workers.pipelines.result import PipelineResult, Tally
 from workers.pipelines.schema import ActeDocument
+from workers.tempdirs import scratch_dir
 
 VERSION = 2
 """Bump when the pipeline's logic or output format changes (invalidates cached results).
@@ -86,11 +87,12 @@ def inconsistencies(text: str) -> list[str]:
 @contextlib.asynccontextmanager
 async def _page_range(path: Path, first: int, last: int, pages: int) -> AsyncIterator[Path]:
     """`path` itself for the whole document, else a private temporary PDF of pages
-    first..last (1-based), removed on exit."""
+    first..last (1-based), removed on exit; in the pool's temporary directory, which the
+    next start sweeps if the process is killed meanwhile."""
     if first == 1 and last == pages:
         yield path
         return
-    fd, name = tempfile.mkstemp(prefix="ocr-pool-range-", suffix=".pdf")
+    fd, name = tempfile.mkstemp(prefix="ocr-pool-range-", suffix=".pdf", dir=scratch_dir())
     os.close(fd)
     try:
         await write_pages(path, Path(name), range(first - 1, last), label=str(path))
