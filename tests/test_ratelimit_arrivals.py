@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import anyio
+import pytest
 import redis as sync_redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -115,6 +116,7 @@ def test_arrivals_never_exceed_the_limits_in_any_window(
         assert inside <= TPM, (t, arrivals)
 
 
+@pytest.mark.anyio
 async def test_pools_in_separate_processes_draw_no_429_from_a_strict_stand_in(
     redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
