@@ -66,6 +66,7 @@ TABLES = {
     "ocr_result_cache",
     "ocr_pool_allocations",
     "ocr_gemini_day_usage",
+    "ocr_queue_outages",
 }
 VIEWS = {"ocr_queue_stats", "ocr_recent_errors", "ocr_hourly_throughput", "ocr_allocation_recent"}
 FUNCTIONS = {
@@ -87,6 +88,13 @@ FUNCTIONS = {
     "ocr_cache_put",
     "ocr_record_allocation",
     "ocr_gemini_day_usage_merge",
+    "ocr_note_outage",
+    "ocr_lease_lock",
+    "ocr_lease_renew",
+    "ocr_lease_complete",
+    "ocr_lease_fail",
+    "ocr_lease_release",
+    "ocr_lease_reap",
     "ocr_lockdown",
 }
 

@@ -45,7 +45,11 @@ class QueueStore(Protocol):
         self, worker: str, source: DocumentSource, lease_seconds: float
     ) -> ClaimedJob | None: ...
 
-    async def heartbeat(self, job: ClaimedJob, lease_seconds: float) -> bool: ...
+    async def heartbeat(self, job: ClaimedJob, lease_seconds: float) -> bool:
+        """Extend the lease, taking it back when it ran out or was recovered while nobody
+        claimed the row since (an outage kept us from renewing). False: another worker
+        has the row, or it is finished: stop working on it."""
+        ...
 
     async def complete(
         self,
@@ -54,17 +58,26 @@ class QueueStore(Protocol):
         boosted_file_content: str | None = None,
         file_content_json: dict[str, Any] | None = None,
     ) -> bool:
-        """Write the result (status 5) while the lease is held; False: lease lost. Raises
-        `ResultRefused` when the table cannot take the result."""
+        """Write the result (status 5) while the row carries our lease (expired, or
+        recovered without a new claim, included); False: another worker claimed it since,
+        or it is finished. Raises `ResultRefused` when the table cannot take the result."""
         ...
 
     async def fail(
         self, job: ClaimedJob, error: str, *, retryable: bool, retry_delay_seconds: float = 0.0
-    ) -> FailOutcome: ...
+    ) -> FailOutcome:
+        """Record the failed attempt while the row carries our lease (as `complete`);
+        `LOST` when another worker has it."""
+        ...
 
-    async def release(self, job: ClaimedJob) -> bool: ...
+    async def release(self, job: ClaimedJob) -> bool:
+        """Give the row back untouched while it carries our lease (as `complete`)."""
+        ...
 
-    async def recover_expired(self, limit: int = 1000) -> list[RecoveredJob]: ...
+    async def recover_expired(self, limit: int = 1000) -> list[RecoveredJob]:
+        """The reaper: expired leases back to the queue, without an attempt charged when
+        they ran out during a reported outage (and only a lease after it ended)."""
+        ...
 
     async def requeue_failed(self, source: DocumentSource | None = None) -> int: ...
 

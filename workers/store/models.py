@@ -74,6 +74,8 @@ class RecoveredJob:
     source: str
     status_id: int
     worker_id: str | None
+    attempt_counted: bool = True
+    """False: the lease ran out during a reported outage of the database (0009)."""
 
 
 @dataclass(frozen=True, slots=True)

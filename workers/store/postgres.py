@@ -8,6 +8,9 @@ prepared-statement cache, which transaction pooling cannot keep.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -29,6 +32,7 @@ from workers.store.models import (
     SourceComposition,
     SourceStats,
 )
+from workers.store.reachability import OutageWatch
 
 _Q = load_queries(Path(__file__).with_name("queries.sql"))
 _POOLER_PORT = 6543
@@ -41,9 +45,39 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     asyncpg.exceptions.InvalidCatalogNameError,
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    # A pooled connection the server closed while it was reading an error (the server
+    # shutting down): "cannot switch to state …; another operation is in progress".
+    # The connection is replaced once its socket is seen closed.
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
 )
+
+
+class _QuietReconnects(logging.Filter):
+    """asyncpg's pool logs a WARNING with a full traceback each time it cannot restore
+    its connection floor: every couple of seconds while the server is down. The store's
+    outage watch says it once; those tracebacks go to DEBUG (dropped unless the logger
+    is at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, _UNAVAILABLE):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_QuietReconnects())
+
+
+def reporter() -> str:
+    """Who reports an outage (`ocr_queue_outages.reporter`)."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def connection_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -65,9 +99,14 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     to reset."""
 
 
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def describe_error(env: str, exc: BaseException) -> str:
     """One line for an operator; hints at the usual fix, never prints the URL's password."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     if isinstance(exc, asyncpg.exceptions.UndefinedFunctionError | asyncpg.UndefinedTableError):
         return f"queue database '{env}' is not migrated ({text}); run `ocr-pool migrate`"
     return f"queue database '{env}': {text}"
@@ -82,6 +121,7 @@ class PostgresStore:
         self.env = env
         self._pool = pool
         self.target = target
+        self.outages = OutageWatch(env, self._note_outage)
 
     @classmethod
     async def connect(
@@ -112,13 +152,31 @@ class PostgresStore:
             ) from None
         return cls(env, pool, display_target)
 
-    async def _run(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def _call(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         try:
             return await call(self._pool)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(describe_error(self.env, exc)) from exc
         except asyncpg.PostgresError as exc:
             raise StoreError(describe_error(self.env, exc)) from exc
+
+    async def _note_outage(self, seconds: float) -> None:
+        await self._call(lambda p: p.execute(_Q["note_outage"], seconds, reporter()))
+
+    async def _run(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+        """One queue call; an outage is reported before the first call after it."""
+        await self.outages.before_call()
+        try:
+            result = await self._call(call)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__ or exc
+            self.outages.failed(cause, first_line(cause))
+            raise
+        except StoreError:
+            self.outages.answered()
+            raise
+        self.outages.answered()
+        return result
 
     async def ping(self) -> None:
         await self._run(lambda p: p.fetchval(_Q["ping"]))
@@ -177,6 +235,7 @@ class PostgresStore:
                 error,
                 retryable,
                 retry_delay_seconds,
+                job.attempt,
             )
         )
         return FailOutcome(outcome)
@@ -191,7 +250,13 @@ class PostgresStore:
     async def recover_expired(self, limit: int = 1000) -> list[RecoveredJob]:
         rows = await self._run(lambda p: p.fetch(_Q["recover_expired"], limit))
         return [
-            RecoveredJob(r["id"], r["document_source"], r["status_id"], r["worker_id"])
+            RecoveredJob(
+                r["id"],
+                r["document_source"],
+                r["status_id"],
+                r["worker_id"],
+                bool(r["attempt_counted"]),
+            )
             for r in rows
         ]
 

@@ -1,6 +1,7 @@
 -- Queue operations of the direct-Postgres adapter: each is one call of a SQL
--- function from migrations/0002–0008 (the Supabase adapter calls the same
--- functions through PostgREST rpc).
+-- function from migrations/0002–0009 (the Supabase adapter calls the same
+-- functions through PostgREST rpc). The lease's own calls (heartbeat, complete,
+-- fail, release, the reaper) are 0009's, which survive an outage of the database.
 
 -- name: ping
 SELECT 1;
@@ -9,22 +10,25 @@ SELECT 1;
 SELECT * FROM ocr_claim(p_worker => $1, p_source => $2, p_lease_seconds => $3);
 
 -- name: heartbeat
-SELECT ocr_heartbeat(p_id => $1, p_worker => $2, p_lease_token => $3, p_lease_seconds => $4);
+SELECT ocr_lease_renew(p_id => $1, p_worker => $2, p_lease_token => $3, p_lease_seconds => $4);
 
 -- name: complete
-SELECT ocr_complete_structured(p_id => $1, p_worker => $2, p_lease_token => $3,
-                               p_file_content => $4, p_boosted_file_content => $5,
-                               p_file_content_json => $6::jsonb);
+SELECT ocr_lease_complete(p_id => $1, p_worker => $2, p_lease_token => $3,
+                          p_file_content => $4, p_boosted_file_content => $5,
+                          p_file_content_json => $6::jsonb);
 
 -- name: fail
-SELECT ocr_fail(p_id => $1, p_worker => $2, p_lease_token => $3, p_error => $4,
-                p_retryable => $5, p_retry_delay_seconds => $6);
+SELECT ocr_lease_fail(p_id => $1, p_worker => $2, p_lease_token => $3, p_error => $4,
+                      p_retryable => $5, p_retry_delay_seconds => $6, p_attempt => $7);
 
 -- name: release
-SELECT ocr_release(p_id => $1, p_worker => $2, p_lease_token => $3);
+SELECT ocr_lease_release(p_id => $1, p_worker => $2, p_lease_token => $3);
 
 -- name: recover_expired
-SELECT * FROM ocr_recover_expired(p_limit => $1);
+SELECT * FROM ocr_lease_reap(p_limit => $1);
+
+-- name: note_outage
+SELECT ocr_note_outage(p_seconds => $1, p_reporter => $2);
 
 -- name: requeue_failed
 SELECT ocr_requeue_failed(p_source => $1);

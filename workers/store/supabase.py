@@ -7,6 +7,8 @@ queue functions are never exposed to the anon key (see migrations).
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -34,8 +36,30 @@ from workers.store.models import (
     SourceComposition,
     SourceStats,
 )
+from workers.store.reachability import OutageWatch
 
 _MISSING_FUNCTION_CODES = {"PGRST202", "42883"}
+_UNREACHABLE_CODES = {
+    # PostgREST cannot reach its database (down, starting, no connection in time).
+    "PGRST000",
+    "PGRST001",
+    "PGRST002",
+    "PGRST003",
+    # A gateway in front of it answering instead (no PostgREST JSON body).
+    "502",
+    "503",
+    "504",
+    # Postgres shutting down, crashed, or not accepting connections yet.
+    "57P01",
+    "57P02",
+    "57P03",
+}
+
+
+def database_unreachable(error: APIError) -> bool:
+    """An API error that says the database could not be reached, not that it refused."""
+    code = error.code or ""
+    return code in _UNREACHABLE_CODES or code.startswith("08")
 
 
 def _json_id(value: JobId) -> str | int:
@@ -51,6 +75,7 @@ class SupabaseStore:
         self.env = env
         self._client = client
         self._http = http
+        self.outages = OutageWatch(env, self._note_outage)
 
     @classmethod
     async def connect(
@@ -70,11 +95,13 @@ class SupabaseStore:
             ) from None
         return cls(env, client, http)
 
-    async def _rpc(self, function: str, params: dict[str, Any]) -> Any:
+    async def _call(self, function: str, params: dict[str, Any]) -> Any:
         try:
             response = await self._client.rpc(function, params).execute()
         except APIError as exc:
             detail = exc.message or str(exc)
+            if database_unreachable(exc):
+                raise StoreUnavailable(f"queue database '{self.env}': {detail}") from exc
             if exc.code in _MISSING_FUNCTION_CODES:
                 raise StoreError(
                     f"queue database '{self.env}' is not migrated ({detail}); "
@@ -86,6 +113,25 @@ class SupabaseStore:
                 f"cannot reach Supabase for '{self.env}': {str(exc) or type(exc).__name__}"
             ) from exc
         return response.data
+
+    async def _note_outage(self, seconds: float) -> None:
+        reporter = f"{socket.gethostname()} pid {os.getpid()}"
+        await self._call("ocr_note_outage", {"p_seconds": seconds, "p_reporter": reporter})
+
+    async def _rpc(self, function: str, params: dict[str, Any]) -> Any:
+        """One queue call; an outage is reported before the first call after it."""
+        await self.outages.before_call()
+        try:
+            data = await self._call(function, params)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__ or exc
+            self.outages.failed(cause, str(cause).strip() or type(cause).__name__)
+            raise
+        except StoreError:
+            self.outages.answered()
+            raise
+        self.outages.answered()
+        return data
 
     async def ping(self) -> None:
         await self._rpc("ocr_queue_composition", {})
@@ -108,7 +154,9 @@ class SupabaseStore:
 
     async def heartbeat(self, job: ClaimedJob, lease_seconds: float) -> bool:
         return bool(
-            await self._rpc("ocr_heartbeat", {**self._lease(job), "p_lease_seconds": lease_seconds})
+            await self._rpc(
+                "ocr_lease_renew", {**self._lease(job), "p_lease_seconds": lease_seconds}
+            )
         )
 
     async def complete(
@@ -125,7 +173,7 @@ class SupabaseStore:
             "p_file_content_json": file_content_json,
         }
         try:
-            return bool(await self._rpc("ocr_complete_structured", params))
+            return bool(await self._rpc("ocr_lease_complete", params))
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, APIError) and cause.code == PROGRAM_LIMIT_EXCEEDED:
@@ -140,16 +188,23 @@ class SupabaseStore:
             "p_error": error,
             "p_retryable": retryable,
             "p_retry_delay_seconds": retry_delay_seconds,
+            "p_attempt": job.attempt,
         }
-        return FailOutcome(await self._rpc("ocr_fail", params))
+        return FailOutcome(await self._rpc("ocr_lease_fail", params))
 
     async def release(self, job: ClaimedJob) -> bool:
-        return bool(await self._rpc("ocr_release", self._lease(job)))
+        return bool(await self._rpc("ocr_lease_release", self._lease(job)))
 
     async def recover_expired(self, limit: int = 1000) -> list[RecoveredJob]:
-        rows = await self._rpc("ocr_recover_expired", {"p_limit": limit})
+        rows = await self._rpc("ocr_lease_reap", {"p_limit": limit})
         return [
-            RecoveredJob(r["id"], r["document_source"], int(r["status_id"]), r["worker_id"])
+            RecoveredJob(
+                r["id"],
+                r["document_source"],
+                int(r["status_id"]),
+                r["worker_id"],
+                bool(r["attempt_counted"]),
+            )
             for r in rows
         ]
 
