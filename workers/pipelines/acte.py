@@ -96,6 +96,7 @@ async def _page_range(path: Path, first: int, last: int, pages: int) -> AsyncIte
     os.close(fd)
     try:
         await write_pages(path, Path(name), range(first - 1, last), label=str(path))
+        os.chmod(name, 0o600)  # pymupdf writes a new file with the umask's mode
         yield Path(name)
     finally:
         with contextlib.suppress(FileNotFoundError):
