@@ -21,6 +21,7 @@ from capacity.errors import redact
 from workers.documents import FetchConfig, StorageTarget, fetch_document
 from workers.errors import JobError, PermanentJobError, ServiceUnavailable
 from workers.job_policy import JobRetryPolicy
+from workers.outage_policy import outage_pause, refused_too_long, renew_pause
 from workers.pdf import inspect_pdf
 from workers.pipelines import acte, index
 from workers.pipelines.context import PipelineContext
@@ -33,6 +34,7 @@ from workers.store import (
     QueueStore,
     ResultRefused,
     StoreError,
+    StoreUnavailable,
 )
 
 log = logging.getLogger("workers")
@@ -89,6 +91,9 @@ class JobReport:
     """None: a model used has no price."""
     cache_hit: bool = False
     error: str | None = None
+    held_seconds: float = 0.0
+    """How long the job's end (complete, fail, release) waited for the queue database
+    to answer again after an outage (0: written at once)."""
 
 
 @dataclass(slots=True)
@@ -245,6 +250,8 @@ class Worker:
         for target in self.targets:
             try:
                 job = await target.store.claim(self.name, mode, self.config.lease_seconds)
+            except StoreUnavailable:
+                continue  # the store says once that the database is unreachable
             except StoreError as exc:
                 self._claim_errors += 1
                 if self._claim_errors == 1 or self._claim_errors % 100 == 0:
@@ -285,9 +292,7 @@ class Worker:
         except BaseException:
             if not lost.is_set():
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                    await self._settle(
-                        "release", lambda: target.store.release(job), job, target.store, False
-                    )
+                    await self._settle("release", lambda: target.store.release(job), job, False)
                 self._report(job, Outcome.RELEASED, started, attempt)
             self.current = self.since = None
             raise
@@ -302,19 +307,25 @@ class Worker:
         assert attempt.result is not None
         result = attempt.result
         try:
-            written = await self._settle(
+            written, held = await self._settle(
                 "complete",
                 lambda: target.store.complete(
                     job, result.file_content, result.boosted_file_content, result.file_content_json
                 ),
                 job,
-                target.store,
                 False,
             )
         except ResultRefused as refused:
             return await self._fail(job, target, PermanentJobError(str(refused)), started)
+        if not written:
+            log.warning(
+                "%s: result of %s %s discarded: another worker has claimed it since",
+                self.name,
+                job.source,
+                job.id,
+            )
         outcome = Outcome.COMPLETED if written else Outcome.LOST
-        return self._report(job, outcome, started, attempt)
+        return self._report(job, outcome, started, attempt, held_seconds=held)
 
     async def _attempt(self, job: ClaimedJob, target: QueueTarget) -> _Attempt:
         ctx = self.pipelines
@@ -348,14 +359,16 @@ class Worker:
                     result.file_content_json,
                 )
             except StoreError as exc:
-                log.warning("%s: result not cached: %s", self.name, exc)
+                level = logging.DEBUG if isinstance(exc, StoreUnavailable) else logging.WARNING
+                log.log(level, "%s: result not cached: %s", self.name, exc)
         return _Attempt(result)
 
     async def _cached(self, store: QueueStore, sha256: str, key: str) -> PipelineResult | None:
         try:
             hit = await store.cached_result(sha256, key)
         except StoreError as exc:
-            log.warning("%s: result cache unavailable: %s", self.name, exc)
+            level = logging.DEBUG if isinstance(exc, StoreUnavailable) else logging.WARNING
+            log.log(level, "%s: result cache unavailable: %s", self.name, exc)
             return None
         if hit is None:
             return None
@@ -366,7 +379,7 @@ class Worker:
     ) -> JobReport:
         """The service refused us, not the document: the job goes back untouched (no
         attempt counted) and this worker pauses, longer each time it happens again."""
-        await self._settle("release", lambda: target.store.release(job), job, target.store, False)
+        _, held = await self._settle("release", lambda: target.store.release(job), job, False)
         self._unavailable_streak += 1
         pause = min(60.0, 5.0 * 2 ** min(self._unavailable_streak - 1, 4))
         if self._unavailable_streak == 1 or self._unavailable_streak % 10 == 0:
@@ -378,7 +391,9 @@ class Worker:
                 job.id,
                 pause,
             )
-        report = self._report(job, Outcome.RELEASED, started, _Attempt(), str(problem))
+        report = self._report(
+            job, Outcome.RELEASED, started, _Attempt(), str(problem), held_seconds=held
+        )
         await self._pause(pause)
         return report
 
@@ -386,13 +401,12 @@ class Worker:
         self, job: ClaimedJob, target: QueueTarget, error: JobError, started: float
     ) -> JobReport:
         delay = 0.0 if error.permanent else self.config.retry.delay(job.attempt)
-        outcome = await self._settle(
+        outcome, held = await self._settle(
             "fail",
             lambda: target.store.fail(
                 job, error.message, retryable=not error.permanent, retry_delay_seconds=delay
             ),
             job,
-            target.store,
             FailOutcome.LOST,
         )
         kind = {
@@ -411,7 +425,7 @@ class Worker:
             kind,
             error.message,
         )
-        return self._report(job, kind, started, _Attempt(), error.message)
+        return self._report(job, kind, started, _Attempt(), error.message, held_seconds=held)
 
     async def _keep_lease(
         self,
@@ -420,51 +434,91 @@ class Worker:
         lost: anyio.Event,
         work: anyio.CancelScope,
     ) -> None:
-        """Heartbeat every `heartbeat_seconds`. When the database says the lease is gone,
-        or it could not be renewed for a whole lease period, stop the work: another pool
-        may own the row now, and nothing must be written over its result."""
-        valid_until = time.monotonic() + self.config.lease_seconds
+        """Heartbeat every `heartbeat_seconds`. While the database cannot be reached the
+        work goes on: the lease runs out, but its token still fences the row, so the
+        result is taken once the database answers again unless another worker claimed
+        the row meanwhile; renewals are retried sooner, to take the lease back soon after.
+        When the database says another worker has the row, or keeps refusing the renewal
+        (not an outage) for a whole lease period, the work stops: nothing must be written
+        over the new holder's result."""
+        lease = self.config.lease_seconds
+        failures = 0
+        refused_since: float | None = None
         while True:
-            await anyio.sleep(self.config.heartbeat_seconds)
-            asked = time.monotonic()
+            await anyio.sleep(renew_pause(failures, self.config.heartbeat_seconds, lease))
             try:
-                held = await store.heartbeat(job, self.config.lease_seconds)
+                held = await store.heartbeat(job, lease)
+            except StoreUnavailable:
+                failures += 1  # the store says once that the database is unreachable
+                continue
             except StoreError as exc:
-                if time.monotonic() < valid_until:
+                now = time.monotonic()
+                refused_since = now if refused_since is None else refused_since
+                if not refused_too_long(now - refused_since, lease):
                     log.warning("%s: heartbeat failed, will retry: %s", self.name, exc)
+                    failures += 1
                     continue
                 held = False
             if not held:
-                log.warning("%s: lease on %s %s lost; abandoning it", self.name, job.source, job.id)
+                log.warning(
+                    "%s: lease on %s %s lost (another worker has it); abandoning it",
+                    self.name,
+                    job.source,
+                    job.id,
+                )
                 lost.set()
                 work.cancel()
                 return
-            valid_until = asked + self.config.lease_seconds
+            failures, refused_since = 0, None
 
     async def _settle(
         self,
         what: str,
         call: Callable[[], Awaitable[T]],
         job: ClaimedJob,
-        store: QueueStore,
         default: T,
-    ) -> T:
-        """Write a job's end, retrying through a database outage for as long as the lease
-        could still be ours (after that the row is recovered by someone else anyway)."""
-        deadline = time.monotonic() + self.config.lease_seconds
-        pause = 0.2
+    ) -> tuple[T, float]:
+        """Write a job's end; returns what the store said and how long it waited.
+
+        Through an outage of the database the write is retried until it answers, as long
+        as this worker runs (on a stop, the pool's `OCR_SHUTDOWN_GRACE_SECONDS` bounds
+        it: then the write is abandoned and the row is recovered after its lease).
+        Whether it is still ours is the database's to say then: the lease token fences
+        the row until another worker claims it. A database that answers but refuses the
+        write (not an outage) is retried for one lease period, then given up (`default`).
+        """
+        lease = self.config.lease_seconds
+        started = time.monotonic()
+        failures = 0
+        refused_since: float | None = None
         while True:
             try:
-                return await call()
+                value = await call()
+            except StoreUnavailable:
+                failures += 1  # the store says once that the database is unreachable
             except StoreError as exc:
-                if time.monotonic() + pause > deadline:
+                failures += 1
+                now = time.monotonic()
+                refused_since = now if refused_since is None else refused_since
+                if refused_too_long(now - refused_since, lease):
                     log.error(
                         "%s: could not %s %s %s: %s", self.name, what, job.source, job.id, exc
                     )
-                    return default
+                    return default, now - started
                 log.warning("%s: %s of %s failed, retrying: %s", self.name, what, job.id, exc)
-                await anyio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+            else:
+                held = time.monotonic() - started if failures else 0.0
+                if failures:
+                    log.info(
+                        "%s: %s %s %s written %.1f s late, once the queue database answered",
+                        self.name,
+                        what,
+                        job.source,
+                        job.id,
+                        held,
+                    )
+                return value, held
+            await anyio.sleep(outage_pause(failures, lease))
 
     def _report(
         self,
@@ -473,6 +527,8 @@ class Worker:
         started: float,
         attempt: _Attempt,
         error: str | None = None,
+        *,
+        held_seconds: float = 0.0,
     ) -> JobReport:
         result = attempt.result
         usage = result.usage if result is not None else Usage()
@@ -491,6 +547,7 @@ class Worker:
             cost_usd=usage.cost_usd,
             cache_hit=attempt.cache_hit,
             error=error,
+            held_seconds=held_seconds,
         )
         if self.on_report is not None:
             self.on_report(report)
