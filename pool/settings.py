@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     gemini_tpm_limit: int = Field(6_400_000, ge=1)
     gemini_rpd_limit: int | None = Field(None, ge=1)
     gemini_window_seconds: float = Field(60.0, ge=0.05, le=86_400)
+    gemini_wire_margin_seconds: float = Field(0.25, ge=0, le=30)
+    """From the moment a request leaves the client to its arrival at Gemini: a slot
+    counts from its send plus this (and the body at 2 MB/s)."""
     """The sliding window RPM and TPM are counted over (shorter only for tests)."""
     gemini_model_limits: str = ""
     """Per-model quotas `model=rpm:tpm[:rpd],...` over GEMINI_RPM/TPM/RPD_LIMIT."""
@@ -356,6 +359,7 @@ class Settings(BaseSettings):
             parse_model_quotas(self.gemini_model_limits),
             window_seconds=self.gemini_window_seconds,
             day_timezone=self.gemini_quota_timezone,
+            wire_margin_seconds=self.gemini_wire_margin_seconds,
         )
 
     def output_room(self) -> OutputRoom:

@@ -87,7 +87,7 @@ class LimiterConfig:
     max_flight_seconds: float = 300.0
     """A grant never settled (its process died) stays in flight this long, then counts as
     arrived at that moment. Must exceed the longest call (the client's timeout)."""
-    wire_margin_seconds: float = 0.1
+    wire_margin_seconds: float = 0.25
     """From `wire()` (just before the HTTP call) to the arrival at Gemini: the SDK's work,
     connection set-up, the network (see `policy.WireMargin`)."""
     wire_bytes_per_second: float = 2_000_000.0
