@@ -56,7 +56,13 @@ from pool.supervision import (
     pool_readiness,
     restart_delay,
 )
-from workers.store import AllocationRecord, DocumentSource, SourceComposition, StoreError
+from workers.store import (
+    AllocationRecord,
+    DocumentSource,
+    SourceComposition,
+    StoreError,
+    StoreUnavailable,
+)
 from workers.worker import JobReport, Outcome, Worker
 
 log = logging.getLogger("pool")
@@ -526,10 +532,13 @@ class PoolManager:
     # -- upkeep -------------------------------------------------------------------------
     async def _recover(self) -> None:
         """Rows whose holder stopped heart-beating go back to the queue (any pool may do
-        it; the SQL is idempotent and counts the lost attempt)."""
+        it; the SQL is idempotent, and counts the lost attempt unless the lease ran out
+        during a reported outage of the database: migration 0009)."""
         for target in self.runtime.targets:
             try:
                 recovered = await target.store.recover_expired()
+            except StoreUnavailable:
+                continue  # the store says once that the database is unreachable
             except StoreError as exc:
                 log.warning("lease recovery in %s failed: %s", target.store.env, exc)
                 continue
