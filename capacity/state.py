@@ -58,7 +58,7 @@ class Admission:
                 )
             return said
         if self.reason == "pressure" and self.pressure is not None:
-            detail = f"{self.pressure.pressing} ({self.pressure.describe()})"
+            detail = f"{self.pressure.pressing}; {self.pressure.describe()}"
         elif self.reason == "taken":
             detail = "the holder id is held under another token"
         elif self.reason == "no-capacity":

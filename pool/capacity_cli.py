@@ -114,12 +114,17 @@ def _servers_table(states: list[ServerState]) -> Table:
             f"{_num(s.max_cpu)} / {_num(s.max_ram)}",
             f"{_num(s.reserve_cpu_percent)} / {_num(s.reserve_ram_percent)}",
             f"{_num(s.host_cpu_percent)} / {_num(s.host_ram_percent)}",
-            "-" if blocked is None else ("[red]paused (pressure)[/]" if blocked else "open"),
+            "-" if blocked is None else (_paused(s) if blocked else "open"),
             str(len(s.leases)),
             ", ".join(f"{kind} {n}" for kind, n in sorted(s.by_kind.items())) or "-",
             "-" if s.published_age_seconds is None else f"{s.published_age_seconds:.0f}s ago",
         )
     return table
+
+
+def _paused(s: ServerState) -> str:
+    """Pressure: what presses (a pool's only lease still goes through)."""
+    return f"[red]paused ({s.pressing or 'pressure'})[/]"
 
 
 def _holders_table(states: list[ServerState]) -> Table:
@@ -153,6 +158,12 @@ def _as_dict(s: ServerState) -> dict[str, Any]:
         "reserve_percent": {"cpu": s.reserve_cpu_percent, "ram": s.reserve_ram_percent},
         "host_percent": {"cpu": s.host_cpu_percent, "ram": s.host_ram_percent},
         "pressure": s.pressure,
+        "pressing": s.pressing or None,
+        "costs": {
+            "charged": s.costs or None,
+            "configured": s.capacity.get("costs_configured") or None,
+            "measured": s.capacity.get("costs_measured") or None,
+        },
         "published_seconds_ago": s.published_age_seconds,
         "by_kind": s.by_kind,
         "holders": [

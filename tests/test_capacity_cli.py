@@ -11,7 +11,7 @@ import typer
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
-from capacity import CapacityLedger, Limits, PressureGuard
+from capacity import CapacityLedger, Limits, PressureGuard, Resources
 from capacity.probe import CpuSample
 from pool.capacity_cli import register
 from tests.support.redis_server import free_port
@@ -139,3 +139,42 @@ def test_a_bad_setting_is_exit_2(env: dict[str, str], monkeypatch: pytest.Monkey
         result.output.strip()
         == "ocr-pool: OCR_REDIS_PREFIX: must not contain spaces (got 'has space')"
     )
+
+
+class Pressed(Calm):
+    def cpu_sample(self) -> CpuSample:
+        self.seconds += 100
+        return CpuSample(0.913 * self.seconds, self.seconds)  # 91.3% busy
+
+
+async def _pressed(url: str, prefix: str) -> None:
+    client = Redis.from_url(url)
+    try:
+        pool = CapacityLedger(
+            client,
+            "ocr-p",
+            prefix=prefix,
+            limits=Limits(2, 16, 20, 20),
+            guard=PressureGuard(20, 20, probe=Pressed()),
+        )
+        pool.measured = {"index": 0.1}
+        pool.costs["index"] = Resources(125, 750)
+        await pool.publish()
+    finally:
+        await client.aclose()
+
+
+def test_what_presses_and_what_is_charged(env: dict[str, str]) -> None:
+    anyio.run(_pressed, env["REDIS_URL"], env["OCR_REDIS_PREFIX"])
+    table = CliRunner().invoke(make_app(), ["capacity"])
+    assert table.exit_code == 0, table.output
+    assert "paused (cpu 91.3% > 80%)" in table.output
+    result = CliRunner().invoke(make_app(), ["capacity", "--json"])
+    (server,) = json.loads(result.output)["servers"]
+    assert server["pressure"] is True
+    assert server["pressing"] == "cpu 91.3% > 80%"
+    assert server["costs"] == {
+        "charged": "registre=3:1,index=0.125:0.75,acte=1:0.5",
+        "configured": "registre=3:1,index=1.5:0.75,acte=1:0.5",
+        "measured": "index=0.1",
+    }
