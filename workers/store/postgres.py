@@ -100,6 +100,8 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 def first_line(exc: BaseException) -> str:
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return "the server closed a connection in use"
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
