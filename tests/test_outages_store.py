@@ -26,6 +26,7 @@ from migrations.runner import apply_migrations
 from tests.support.postgres_server import postgres_server
 from workers.store import DocumentSource, FailOutcome, QueueStore, Status, StoreUnavailable
 from workers.store.postgres import PostgresStore
+from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 INDEX = DocumentSource.INDEX
@@ -266,6 +267,27 @@ async def test_a_late_release_only_gives_the_token_up(queue: tuple[QueueStore, s
     assert (stored["status_id"], stored["ocr_lease_token"]) == (Status.READY_FOR_OCR, None)
     assert not await store.complete(job, "given back, then finished")  # no longer ours
     assert not await store.heartbeat(job, 60)
+
+
+async def test_each_adapter_reports_an_outage_before_its_next_call(
+    queue: tuple[QueueStore, str],
+) -> None:
+    """The report itself through each adapter (the failure that starts the outage is
+    told to the store's watch directly here; a real one: the last test)."""
+    store, url = queue
+    assert isinstance(store, PostgresStore | SupabaseStore)
+    job_id = await insert(url)
+    job = await store.claim("w1", INDEX, 0.2)
+    assert job is not None
+    store.outages.failed(OSError("connection refused"), "connection refused")
+    await anyio.sleep(0.3)  # the lease runs out "during" the outage
+    assert await store.recover_expired() == []  # reported first: left to its holder
+    assert not store.outages.state.down
+    (outage,) = await sql(url, "outages")
+    assert outage["seconds"] >= 0.25
+    assert "pid" in outage["reporter"]
+    assert await store.heartbeat(job, 60)
+    assert (await row(url, job_id))["ocr_attempts"] == 0
 
 
 async def test_an_outage_report_must_make_sense(migrated_url: str) -> None:
