@@ -460,12 +460,7 @@ class Worker:
                     continue
                 held = False
             if not held:
-                log.warning(
-                    "%s: lease on %s %s lost (another worker has it); abandoning it",
-                    self.name,
-                    job.source,
-                    job.id,
-                )
+                log.warning("%s: lease on %s %s lost; abandoning it", self.name, job.source, job.id)
                 lost.set()
                 work.cancel()
                 return
