@@ -472,6 +472,8 @@ class PoolManager:
         for target in self.runtime.targets:
             try:
                 by_env[target.store.env] = await target.store.composition()
+            except StoreUnavailable:
+                continue  # the store says once that the database is unreachable
             except StoreError as exc:
                 log.warning("queue %s unreadable: %s", target.store.env, exc)
         return Demand(by_env)
@@ -519,6 +521,8 @@ class PoolManager:
         for target in self.runtime.targets:
             try:
                 await target.store.record_allocation(record)
+            except StoreUnavailable:
+                continue  # the store says once that the database is unreachable
             except StoreError as exc:
                 log.warning("allocation not recorded in %s: %s", target.store.env, exc)
         await self._publish_assignments()
