@@ -79,8 +79,9 @@ def test_gemini_shows_usage_limits_ceiling_and_cooldown(
     assert table.returncode == 0, table.stderr
     assert "gemini-2.5-pro" in table.stdout
     assert "2,400 / 50,000 (5%)" in table.stdout
-    # The lowered ceiling: 70 %, recovering by 5 % a window (1 % per 12 s of a slow run).
-    assert re.search(r"\b7[01]%", table.stdout), table.stdout
+    # The lowered ceiling: 70 %, climbing back by 15 % of the limits a clean window
+    # (0.25 % a second at 60 s) between the two commands: 70 % plus a few seconds' worth.
+    assert re.search(r"\b7[0-5]%", table.stdout), table.stdout
 
 
 def test_gemini_with_nothing_recorded_says_so(env: dict[str, str], tmp_path: Path) -> None:

@@ -20,54 +20,21 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from redis.asyncio import Redis
 
 from capacity import server_keys
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.samples import acte_paragraphs, index_lines, write_pdf
 from ratelimit import LimiterConfig, Quota
 from ratelimit.limiter import read_fleet_usage
 from tests.support.pool_process import PoolProcess, pool_env, wait_for
-from tests.support.sql import Q
+from tests.support.queue_fill import enqueue_all, fetch, make_documents
 from workers.store import Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CAPACITY_LEASE_S = 3
 WORKER_TTL_MS = 120_000  # the limiter's gemini:workers TTL (LimiterConfig.worker_ttl_seconds)
-
-
-def make_documents(directory: Path, count: int) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for n in range(count):
-        index = directory / f"index-{n:02d}.pdf"
-        write_pdf(index, [index_lines(n * 7 + p, 6) for p in range(2)])
-        acte = directory / f"acte-{n:02d}.pdf"
-        write_pdf(acte, [acte_paragraphs(n * 7 + p, 5) for p in range(2)])
-        paths += [index, acte]
-    return paths
-
-
-async def fetch(url: str, name: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
-        return list(await conn.fetch(Q[name]))
-    finally:
-        await conn.close()
-
-
-async def enqueue_all(url: str, paths: list[Path]) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(Q["truncate_queue_and_cache"])
-        for path in paths:
-            source = "index" if path.name.startswith("index") else "acte"
-            await conn.execute(Q["enqueue_one"], source, str(path))
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ import asyncpg
 import pytest
 
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.samples import acte_paragraphs, index_lines, write_pdf
 from pool.signals import REPEAT_WINDOW_SECONDS, Action, SignalState, on_signal
 from tests.support.pool_process import PoolProcess, pool_env, wait_for
+from tests.support.queue_fill import enqueue_all, fetch, make_documents
 from tests.support.sql import Q
 from workers.store import Status
 
@@ -97,37 +97,6 @@ def test_the_grace_deadline_runs_from_the_first_stop_signal() -> None:
 
 
 # -- real processes --------------------------------------------------------------------------
-
-
-def make_documents(directory: Path, count: int) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for n in range(count):
-        index = directory / f"index-{n:02d}.pdf"
-        write_pdf(index, [index_lines(n * 7 + p, 6) for p in range(2)])
-        acte = directory / f"acte-{n:02d}.pdf"
-        write_pdf(acte, [acte_paragraphs(n * 7 + p, 5) for p in range(2)])
-        paths += [index, acte]
-    return paths
-
-
-async def fetch(url: str, name: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
-        return list(await conn.fetch(Q[name]))
-    finally:
-        await conn.close()
-
-
-async def enqueue_all(url: str, paths: list[Path]) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(Q["truncate_queue_and_cache"])
-        for path in paths:
-            source = "index" if path.name.startswith("index") else "acte"
-            await conn.execute(Q["enqueue_one"], source, str(path))
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
