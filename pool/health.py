@@ -5,7 +5,10 @@
 
 - `GET /healthz`: 200 `ok` whenever the event loop answers (liveness).
 - `GET /readyz`: 200 `ready` when `ready_fn()` says so, else 503 with its reason.
-- `GET /metrics`: `snapshot_fn()` in the Prometheus text format 0.0.4.
+- `GET /metrics`: `snapshot_fn()` and this process's series (`pool.metrics.PoolMetrics`,
+  a registry of this server's own) in the Prometheus text format 0.0.4, or in
+  OpenMetrics when the `Accept` header asks for `application/openmetrics-text`;
+  gzip-compressed when the client accepts it.
 
 `snapshot_fn` may be a plain or an async function. Binds to 127.0.0.1 when `host`
 is None; port 0 picks a free port. Nothing served here holds a secret.
@@ -20,9 +23,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from pool.metrics import CONTENT_TYPE, render_metrics
+from pool.metrics import PoolMetrics
 from pool.snapshot import PoolSnapshot
 
 log = logging.getLogger("pool.health")
@@ -50,7 +53,12 @@ class HealthServer:
         return f"http://{host}:{self.port}"
 
 
-def health_app(snapshot_fn: SnapshotFn, ready_fn: ReadyFn) -> web.Application:
+def health_app(
+    snapshot_fn: SnapshotFn, ready_fn: ReadyFn, registry: PoolMetrics | None = None
+) -> web.Application:
+    """The three routes; `/metrics` through `registry` (a new one when None)."""
+    pool_metrics = registry if registry is not None else PoolMetrics()
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
@@ -65,15 +73,18 @@ def health_app(snapshot_fn: SnapshotFn, ready_fn: ReadyFn) -> web.Application:
         reason = " ".join((reason or "not ready").split())
         return web.Response(status=503, text=f"not ready: {reason}\n")
 
-    async def metrics(_: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.Response:
         try:
             produced = snapshot_fn()
             snap = await produced if inspect.isawaitable(produced) else produced
-            body = render_metrics(snap)
+            accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
+            body, content_type = pool_metrics.render(snap, accept)
         except Exception as exc:
             log.exception("metrics snapshot failed")
             return web.Response(status=500, text=f"snapshot failed: {type(exc).__name__}\n")
-        return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+        response = web.Response(body=body, headers={"Content-Type": content_type, "Vary": "Accept"})
+        response.enable_compression()
+        return response
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

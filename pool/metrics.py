@@ -1,49 +1,62 @@
-"""A pool's figures in the Prometheus text exposition format (version 0.0.4).
+"""A pool's figures for Prometheus, through `prometheus_client`.
 
-Written by hand rather than with `prometheus_client`: everything comes from one
-`PoolSnapshot` taken per scrape, so there is no registry to keep, and the format is
-small — `# HELP` / `# TYPE` once per family, then `name{label="value"} number`
-lines, with backslash, double quote and newline escaped in label values (backslash
-and newline in help texts).
+Each pool has a registry of its own (`PoolMetrics`), never the library's global one,
+so that tests and several pools in one process do not collide. It holds:
 
-Families whose source could not be read (Gemini or capacity from Redis) are left
-out of that scrape; `ocr_pool_gemini_readable` / `ocr_pool_capacity_readable` say so.
+- `SnapshotCollector`: the `ocr_pool_*` families, yielded at each scrape from the
+  latest `PoolSnapshot` (taken per scrape). Counters are the snapshot's totals since
+  start, not library counters incremented here, so nothing is counted twice;
+- the library's process, GC and platform collectors (`process_*`, `python_gc_*`,
+  `python_info`).
+
+`PoolMetrics.render` negotiates the format from the request's `Accept` header: the
+text format 0.0.4 by default, OpenMetrics 1.0 (`# EOF`-terminated) when asked for
+`application/openmetrics-text`.
+
+Families without a sample in a scrape are left out: those whose source could not be
+read (Gemini or capacity from Redis) — `ocr_pool_gemini_readable` /
+`ocr_pool_capacity_readable` say so — and those with nothing to count yet.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.openmetrics.exposition import (
+    CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE,
+)
 
 from pool.snapshot import PoolSnapshot
 from pool.stats import DURATION_BUCKETS, TYPES
 from pool.supervision import NotReady
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The default answer: `text/plain; version=0.0.4; charset=utf-8`."""
 
-Labels = Mapping[str, str]
-
-
-def escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def format_value(value: float) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+__all__ = [
+    "CONTENT_TYPE",
+    "OPENMETRICS_CONTENT_TYPE",
+    "PoolMetrics",
+    "SnapshotCollector",
+    "format_bound",
+    "pool_families",
+    "render_metrics",
+]
 
 
 def format_bound(bound: float) -> str:
@@ -51,120 +64,164 @@ def format_bound(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-def _labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{escape_label_value(str(v))}"' for k, v in labels.items())
-    return "{" + inner + "}"
+class SnapshotCollector:
+    """A `prometheus_client` collector of the `ocr_pool_*` families of one snapshot:
+    the latest one handed to it (`snapshot`), or nothing before the first."""
+
+    def __init__(self, snapshot: PoolSnapshot | None = None) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        if self.snapshot is not None:
+            yield from pool_families(self.snapshot)
 
 
-class Exposition:
-    """Metric families in order; samples of one family are written together."""
+class PoolMetrics:
+    """One pool's registry: its snapshot's families, then the process, GC and
+    platform series of this process."""
 
     def __init__(self) -> None:
-        self._families: dict[str, tuple[str, str, list[str]]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.pool = SnapshotCollector()
+        self.registry.register(self.pool)
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        if name not in self._families:
-            self._families[name] = (kind, help_text, [])
-
-    def sample(
-        self,
-        family: str,
-        value: float,
-        labels: Labels | None = None,
-        *,
-        suffix: str = "",
-    ) -> None:
-        self._families[family][2].append(
-            f"{family}{suffix}{_labels(labels or {})} {format_value(value)}"
-        )
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for name, (kind, help_text, samples) in self._families.items():
-            if not samples:
-                continue
-            lines.append(f"# HELP {name} {escape_help(help_text)}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.extend(samples)
-        return "\n".join(lines) + "\n"
+    def render(self, snap: PoolSnapshot, accept: str = "") -> tuple[bytes, str]:
+        """The exposition of `snap` and this process in the format `accept` asks for
+        (an HTTP `Accept` header; empty: text 0.0.4): (body, Content-Type)."""
+        encoder, content_type = choose_encoder(accept)
+        self.pool.snapshot = snap
+        return encoder(self.registry), content_type
 
 
 def render_metrics(snap: PoolSnapshot) -> str:
-    """The whole exposition for one scrape."""
-    x = Exposition()
-    _pool(x, snap)
-    _jobs(x, snap)
-    _spent(x, snap)
-    _queue(x, snap)
-    _gemini(x, snap)
-    _capacity(x, snap)
-    return x.render()
+    """The `ocr_pool_*` families alone, in the text format 0.0.4."""
+    return generate_latest(SnapshotCollector(snap)).decode()
 
 
-def _pool(x: Exposition, snap: PoolSnapshot) -> None:
-    x.family("ocr_pool_info", "gauge", "Identity of this pool (value always 1).")
-    x.sample("ocr_pool_info", 1, {"pool_id": snap.pool_id, "server_id": snap.server_id})
-    x.family("ocr_pool_ready", "gauge", "1 when the pool is ready to work, else 0.")
-    x.sample("ocr_pool_ready", snap.ready)
-    x.family("ocr_pool_stopping", "gauge", "1 once the pool is finishing its jobs to stop.")
-    x.sample("ocr_pool_stopping", snap.stopping)
-    x.family("ocr_pool_uptime_seconds", "gauge", "Seconds since the pool started.")
-    x.sample("ocr_pool_uptime_seconds", snap.uptime_seconds)
-    x.family("ocr_pool_size_workers", "gauge", "Workers in this pool (OCR_WORKER_POOL_SIZE).")
-    x.sample("ocr_pool_size_workers", snap.pool_size)
-    x.family(
-        "ocr_pool_allocation_workers", "gauge", "Workers the manager currently assigns per type."
+# -- the families ------------------------------------------------------------------------
+def pool_families(snap: PoolSnapshot) -> Iterator[Metric]:
+    """Every `ocr_pool_*` family of `snap` that has at least one sample."""
+    for family in (
+        *_pool(snap),
+        *_supervision(snap),
+        *_jobs(snap),
+        *_spent(snap),
+        *_queue(snap),
+        *_gemini(snap),
+        *_capacity(snap),
+    ):
+        if family.samples:
+            yield family
+
+
+def _gauge(name: str, help_text: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_text, labels=labels)
+
+
+def _counter(name: str, help_text: str, labels: Sequence[str] = ()) -> CounterMetricFamily:
+    return CounterMetricFamily(name, help_text, labels=labels)
+
+
+def _single(
+    family: GaugeMetricFamily | CounterMetricFamily, value: float
+) -> GaugeMetricFamily | CounterMetricFamily:
+    family.add_metric([], float(value))
+    return family
+
+
+def _pool(snap: PoolSnapshot) -> Iterable[Metric]:
+    info = _gauge(
+        "ocr_pool_info", "Identity of this pool (value always 1).", ["pool_id", "server_id"]
+    )
+    info.add_metric([snap.pool_id, snap.server_id], 1.0)
+    allocation = _gauge(
+        "ocr_pool_allocation_workers",
+        "Workers the manager currently assigns per type.",
+        ["type"],
     )
     for source in TYPES:
-        x.sample("ocr_pool_allocation_workers", snap.allocation.of(source), {"type": source})
-    x.family("ocr_pool_workers", "gauge", "Workers per mode, busy (on a job) or idle.")
-    x.family(
+        allocation.add_metric([source], float(snap.allocation.of(source)))
+    workers = _gauge(
+        "ocr_pool_workers", "Workers per mode, busy (on a job) or idle.", ["mode", "state"]
+    )
+    stolen = _gauge(
         "ocr_pool_workers_stolen",
-        "gauge",
         "Busy workers whose job is of the other type than their mode (work stealing).",
+        ["mode"],
     )
     for mode, w in snap.workers.items():
-        x.sample("ocr_pool_workers", w.busy, {"mode": mode, "state": "busy"})
-        x.sample("ocr_pool_workers", w.idle, {"mode": mode, "state": "idle"})
-        x.sample("ocr_pool_workers_stolen", w.stolen, {"mode": mode})
-    _supervision(x, snap)
+        workers.add_metric([mode, "busy"], float(w.busy))
+        workers.add_metric([mode, "idle"], float(w.idle))
+        stolen.add_metric([mode], float(w.stolen))
+    return (
+        info,
+        _single(_gauge("ocr_pool_ready", "1 when the pool is ready to work, else 0."), snap.ready),
+        _single(
+            _gauge("ocr_pool_stopping", "1 once the pool is finishing its jobs to stop."),
+            snap.stopping,
+        ),
+        _single(
+            _gauge("ocr_pool_uptime_seconds", "Seconds since the pool started."),
+            snap.uptime_seconds,
+        ),
+        _single(
+            _gauge("ocr_pool_size_workers", "Workers in this pool (OCR_WORKER_POOL_SIZE)."),
+            snap.pool_size,
+        ),
+        allocation,
+        workers,
+        stolen,
+    )
 
 
-def _supervision(x: Exposition, snap: PoolSnapshot) -> None:
-    x.family(
+def _supervision(snap: PoolSnapshot) -> Iterable[Metric]:
+    not_ready = _gauge(
         "ocr_pool_not_ready",
-        "gauge",
         "1 for the reason the pool is not ready (warming_up, stopping, worker_crashes), "
         "0 for the others.",
+        ["reason"],
     )
     codes = [code.value for code in NotReady]
     if snap.ready_code and snap.ready_code not in codes:
         codes.append(snap.ready_code)
     for code in codes:
-        x.sample("ocr_pool_not_ready", not snap.ready and snap.ready_code == code, {"reason": code})
-    x.family(
-        "ocr_pool_workers_down",
-        "gauge",
-        "Workers that crashed and wait out their restart delay.",
+        not_ready.add_metric([code], float(not snap.ready and snap.ready_code == code))
+    return (
+        not_ready,
+        _single(
+            _gauge(
+                "ocr_pool_workers_down", "Workers that crashed and wait out their restart delay."
+            ),
+            snap.workers_down,
+        ),
+        _single(
+            _counter("ocr_pool_worker_crashes_total", "Worker task crashes since start."),
+            snap.worker_crashes,
+        ),
+        _single(
+            _counter(
+                "ocr_pool_worker_restarts_total", "Workers restarted after a crash since start."
+            ),
+            snap.worker_restarts,
+        ),
     )
-    x.sample("ocr_pool_workers_down", snap.workers_down)
-    x.family("ocr_pool_worker_crashes_total", "counter", "Worker task crashes since start.")
-    x.sample("ocr_pool_worker_crashes_total", snap.worker_crashes)
-    x.family(
-        "ocr_pool_worker_restarts_total", "counter", "Workers restarted after a crash since start."
-    )
-    x.sample("ocr_pool_worker_restarts_total", snap.worker_restarts)
 
 
-def _jobs(x: Exposition, snap: PoolSnapshot) -> None:
+def _jobs(snap: PoolSnapshot) -> Iterable[Metric]:
     stats = snap.stats
-    x.family("ocr_pool_jobs_total", "counter", "Jobs finished by this pool, by type and outcome.")
+    jobs = _counter(
+        "ocr_pool_jobs_total",
+        "Jobs finished by this pool, by type and outcome.",
+        ["type", "outcome"],
+    )
     for source, by_outcome in stats.jobs.items():
         for outcome, n in by_outcome.items():
-            x.sample("ocr_pool_jobs_total", n, {"type": source, "outcome": outcome})
-    counters: tuple[tuple[str, Mapping[str, float], str], ...] = (
+            jobs.add_metric([source, outcome], float(n))
+    yield jobs
+    per_type: tuple[tuple[str, Mapping[str, float], str], ...] = (
         ("ocr_pool_cache_hits_total", stats.cache_hits, "Jobs answered from the result cache."),
         ("ocr_pool_gemini_calls_total", stats.gemini_calls, "Gemini calls made by finished jobs."),
         (
@@ -188,50 +245,62 @@ def _jobs(x: Exposition, snap: PoolSnapshot) -> None:
             "What finished jobs cost in Gemini calls, in USD at the price table's rates.",
         ),
     )
-    for name, values, help_text in counters:
-        x.family(name, "counter", help_text)
+    for name, values, help_text in per_type:
+        counter = _counter(name, help_text, ["type"])
         for source, value in values.items():
-            x.sample(name, value, {"type": source})
-    name = "ocr_pool_job_duration_seconds"
-    x.family(name, "histogram", "Time to process a completed job, from claim to result.")
+            counter.add_metric([source], float(value))
+        yield counter
+    durations = HistogramMetricFamily(
+        "ocr_pool_job_duration_seconds",
+        "Time to process a completed job, from claim to result.",
+        labels=["type"],
+    )
     for source, d in stats.durations.items():
-        for bound, cumulative in zip(DURATION_BUCKETS, d.buckets, strict=True):
-            labels = {"type": source, "le": format_bound(bound)}
-            x.sample(name, cumulative, labels, suffix="_bucket")
-        x.sample(name, d.sum_seconds, {"type": source}, suffix="_sum")
-        x.sample(name, d.count, {"type": source}, suffix="_count")
-    x.family(
+        buckets = [
+            (format_bound(bound), float(cumulative))
+            for bound, cumulative in zip(DURATION_BUCKETS, d.buckets, strict=True)
+        ]
+        durations.add_metric([source], buckets, d.sum_seconds)
+    yield durations
+    throughput = _gauge(
         "ocr_pool_throughput_jobs_per_minute",
-        "gauge",
         "Jobs completed per minute over the last 5 minutes.",
+        ["type"],
     )
     for source, rate in stats.per_minute.items():
-        x.sample("ocr_pool_throughput_jobs_per_minute", rate, {"type": source})
+        throughput.add_metric([source], rate)
+    yield throughput
 
 
-def _spent(x: Exposition, snap: PoolSnapshot) -> None:
-    name = "ocr_pool_gemini_model_tokens_total"
-    x.family(name, "counter", "Gemini tokens this pool was billed for, by model and kind.")
+def _spent(snap: PoolSnapshot) -> Iterable[Metric]:
+    tokens = _counter(
+        "ocr_pool_gemini_model_tokens_total",
+        "Gemini tokens this pool was billed for, by model and kind.",
+        ["model", "kind"],
+    )
+    cost = _counter(
+        "ocr_pool_gemini_model_cost_usd_total",
+        "What this pool's Gemini calls cost, by model (priced models).",
+        ["model"],
+    )
     for row in snap.spent:
         for kind, n in (
             ("input", row.input_tokens),
             ("output", row.output_tokens),
             ("thinking", row.thinking_tokens),
         ):
-            x.sample(name, n, {"model": row.model, "kind": kind})
-    name = "ocr_pool_gemini_model_cost_usd_total"
-    x.family(name, "counter", "What this pool's Gemini calls cost, by model (priced models).")
-    for row in snap.spent:
+            tokens.add_metric([row.model, kind], float(n))
         if row.cost_usd is not None:
-            x.sample(name, row.cost_usd, {"model": row.model})
+            cost.add_metric([row.model], row.cost_usd)
+    return (tokens, cost)
 
 
-def _queue(x: Exposition, snap: PoolSnapshot) -> None:
-    x.family(
+def _queue(snap: PoolSnapshot) -> Iterable[Metric]:
+    jobs = _gauge(
         "ocr_pool_queue_jobs",
-        "gauge",
         "Queue rows per environment and type: waiting (claimable now), delayed (waiting "
         "for a retry time), in_progress (leased).",
+        ["env", "type", "state"],
     )
     for env, by_type in snap.queue.items():
         for source, c in by_type.items():
@@ -240,114 +309,142 @@ def _queue(x: Exposition, snap: PoolSnapshot) -> None:
                 ("delayed", c.delayed),
                 ("in_progress", c.in_progress),
             ):
-                x.sample("ocr_pool_queue_jobs", n, {"env": env, "type": source, "state": state})
-    x.family(
-        "ocr_pool_queue_readable", "gauge", "1 if the environment's queue could be read, else 0."
+                jobs.add_metric([env, source, state], float(n))
+    readable = _gauge(
+        "ocr_pool_queue_readable",
+        "1 if the environment's queue could be read, else 0.",
+        ["env"],
     )
     for env in snap.queue:
         if env not in snap.queue_errors:
-            x.sample("ocr_pool_queue_readable", 1, {"env": env})
+            readable.add_metric([env], 1.0)
     for env in snap.queue_errors:
-        x.sample("ocr_pool_queue_readable", 0, {"env": env})
+        readable.add_metric([env], 0.0)
+    return (jobs, readable)
 
 
-def _gemini(x: Exposition, snap: PoolSnapshot) -> None:
-    x.family("ocr_pool_gemini_readable", "gauge", "1 if the Gemini usage could be read from Redis.")
-    x.sample("ocr_pool_gemini_readable", snap.gemini is not None)
+def _gemini(snap: PoolSnapshot) -> Iterable[Metric]:
+    yield _single(
+        _gauge("ocr_pool_gemini_readable", "1 if the Gemini usage could be read from Redis."),
+        snap.gemini is not None,
+    )
     usage = snap.gemini
     if usage is None:
         return
-    families = (
-        ("ocr_pool_gemini_requests_window", "gauge", "Fleet requests in the sliding window."),
-        ("ocr_pool_gemini_tokens_window", "gauge", "Fleet input tokens in the sliding window."),
-        ("ocr_pool_gemini_requests_day", "gauge", "Fleet requests since the daily reset."),
-        (
-            "ocr_pool_gemini_requests_window_limit",
-            "gauge",
-            "Requests allowed per window: configured, and effective (times the ceiling).",
-        ),
-        (
-            "ocr_pool_gemini_tokens_window_limit",
-            "gauge",
-            "Input tokens allowed per window: configured, and effective (times the ceiling).",
-        ),
-        ("ocr_pool_gemini_requests_day_limit", "gauge", "Requests allowed per day."),
-        ("ocr_pool_gemini_window_seconds", "gauge", "Length of the sliding window."),
-        (
-            "ocr_pool_gemini_ceiling_ratio",
-            "gauge",
-            "Adaptive ceiling: share of the configured limits currently allowed (0-1).",
-        ),
-        ("ocr_pool_gemini_cooldown_seconds", "gauge", "Fleet cooldown left after a 429."),
-        ("ocr_pool_gemini_waiting", "gauge", "Requests waiting for the limiter."),
-        (
-            "ocr_pool_gemini_quota_errors_total",
-            "counter",
-            "429 (quota) answers seen by the fleet, as counted in Redis.",
-        ),
+    model = ["model"]
+    limit = ["model", "kind"]
+    requests = _gauge(
+        "ocr_pool_gemini_requests_window", "Fleet requests in the sliding window.", model
     )
-    for name, kind, help_text in families:
-        x.family(name, kind, help_text)
+    tokens = _gauge(
+        "ocr_pool_gemini_tokens_window", "Fleet input tokens in the sliding window.", model
+    )
+    day = _gauge("ocr_pool_gemini_requests_day", "Fleet requests since the daily reset.", model)
+    requests_limit = _gauge(
+        "ocr_pool_gemini_requests_window_limit",
+        "Requests allowed per window: configured, and effective (times the ceiling).",
+        limit,
+    )
+    tokens_limit = _gauge(
+        "ocr_pool_gemini_tokens_window_limit",
+        "Input tokens allowed per window: configured, and effective (times the ceiling).",
+        limit,
+    )
+    day_limit = _gauge("ocr_pool_gemini_requests_day_limit", "Requests allowed per day.", model)
+    window = _gauge("ocr_pool_gemini_window_seconds", "Length of the sliding window.", model)
+    ceiling = _gauge(
+        "ocr_pool_gemini_ceiling_ratio",
+        "Adaptive ceiling: share of the configured limits currently allowed (0-1).",
+        model,
+    )
+    cooldown = _gauge("ocr_pool_gemini_cooldown_seconds", "Fleet cooldown left after a 429.", model)
+    waiting = _gauge("ocr_pool_gemini_waiting", "Requests waiting for the limiter.", model)
+    quota_errors = _counter(
+        "ocr_pool_gemini_quota_errors_total",
+        "429 (quota) answers seen by the fleet, as counted in Redis.",
+        model,
+    )
     for m in usage.models:
-        model = {"model": m.model}
-        x.sample("ocr_pool_gemini_requests_window", m.rpm, model)
-        x.sample("ocr_pool_gemini_tokens_window", m.tpm, model)
-        x.sample("ocr_pool_gemini_requests_day", m.rpd, model)
-        for name, configured, effective in (
-            ("ocr_pool_gemini_requests_window_limit", m.rpm_limit, m.rpm_effective),
-            ("ocr_pool_gemini_tokens_window_limit", m.tpm_limit, m.tpm_effective),
+        name = [m.model]
+        requests.add_metric(name, float(m.rpm))
+        tokens.add_metric(name, float(m.tpm))
+        day.add_metric(name, float(m.rpd))
+        for family, configured, effective in (
+            (requests_limit, m.rpm_limit, m.rpm_effective),
+            (tokens_limit, m.tpm_limit, m.tpm_effective),
         ):
             if configured is not None and effective is not None:
-                x.sample(name, configured, {**model, "kind": "configured"})
-                x.sample(name, effective, {**model, "kind": "effective"})
+                family.add_metric([m.model, "configured"], float(configured))
+                family.add_metric([m.model, "effective"], float(effective))
         if m.rpd_limit is not None:
-            x.sample("ocr_pool_gemini_requests_day_limit", m.rpd_limit, model)
-        x.sample("ocr_pool_gemini_window_seconds", m.window_seconds, model)
-        x.sample("ocr_pool_gemini_ceiling_ratio", m.factor, model)
-        x.sample("ocr_pool_gemini_cooldown_seconds", max(0.0, m.cooldown_seconds), model)
-        x.sample("ocr_pool_gemini_waiting", m.waiting, model)
-        x.sample("ocr_pool_gemini_quota_errors_total", m.stats.get("quota_errors", 0), model)
-    x.family(
-        "ocr_pool_gemini_fence_seconds",
-        "gauge",
-        "Time left during which nothing is granted after Redis lost the window.",
+            day_limit.add_metric(name, float(m.rpd_limit))
+        window.add_metric(name, float(m.window_seconds))
+        ceiling.add_metric(name, float(m.factor))
+        cooldown.add_metric(name, max(0.0, float(m.cooldown_seconds)))
+        waiting.add_metric(name, float(m.waiting))
+        quota_errors.add_metric(name, float(m.stats.get("quota_errors", 0)))
+    yield from (
+        requests,
+        tokens,
+        day,
+        requests_limit,
+        tokens_limit,
+        day_limit,
+        window,
+        ceiling,
+        cooldown,
+        waiting,
+        quota_errors,
     )
-    x.sample("ocr_pool_gemini_fence_seconds", usage.fence_seconds)
+    yield _single(
+        _gauge(
+            "ocr_pool_gemini_fence_seconds",
+            "Time left during which nothing is granted after Redis lost the window.",
+        ),
+        usage.fence_seconds,
+    )
 
 
-def _capacity(x: Exposition, snap: PoolSnapshot) -> None:
-    x.family(
+def _capacity(snap: PoolSnapshot) -> Iterable[Metric]:
+    readable = _gauge(
         "ocr_pool_capacity_readable",
-        "gauge",
         "1 if this server's capacity ledger was read, 0 if reading failed (absent: not used).",
     )
     state = snap.capacity
     if state is None:
         if snap.capacity_error:
-            x.sample("ocr_pool_capacity_readable", 0)
+            readable.add_metric([], 0.0)
+        yield readable
         return
-    x.sample("ocr_pool_capacity_readable", 1)
-    x.family(
+    readable.add_metric([], 1.0)
+    yield readable
+    kind = ["kind"]
+    cpu = _gauge(
         "ocr_pool_capacity_cpu",
-        "gauge",
         "vCPU of this server in the ledger: allocated (all programs) and available.",
+        kind,
     )
-    x.family(
+    ram = _gauge(
         "ocr_pool_capacity_ram_gb",
-        "gauge",
         "RAM (GB) of this server in the ledger: allocated (all programs) and available.",
+        kind,
     )
+    cpu.add_metric(["allocated"], float(state.allocated.cpu))
+    ram.add_metric(["allocated"], float(state.allocated.ram))
     available = state.available
-    x.sample("ocr_pool_capacity_cpu", state.allocated.cpu, {"kind": "allocated"})
-    x.sample("ocr_pool_capacity_ram_gb", state.allocated.ram, {"kind": "allocated"})
     if available is not None:
-        x.sample("ocr_pool_capacity_cpu", available.cpu, {"kind": "available"})
-        x.sample("ocr_pool_capacity_ram_gb", available.ram, {"kind": "available"})
-    x.family("ocr_pool_capacity_holders", "gauge", "Live capacity leases on this server, by kind.")
-    for kind, n in sorted(state.by_kind.items()):
-        x.sample("ocr_pool_capacity_holders", n, {"kind": kind})
+        cpu.add_metric(["available"], float(available.cpu))
+        ram.add_metric(["available"], float(available.ram))
+    yield cpu
+    yield ram
+    holders = _gauge(
+        "ocr_pool_capacity_holders", "Live capacity leases on this server, by kind.", kind
+    )
+    for holder_kind, n in sorted(state.by_kind.items()):
+        holders.add_metric([holder_kind], float(n))
+    yield holders
     if state.pressure is not None:
-        x.family(
-            "ocr_pool_capacity_pressure", "gauge", "1 while admission is paused (host pressure)."
+        yield _single(
+            _gauge("ocr_pool_capacity_pressure", "1 while admission is paused (host pressure)."),
+            state.pressure,
         )
-        x.sample("ocr_pool_capacity_pressure", state.pressure)

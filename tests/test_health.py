@@ -1,4 +1,5 @@
-"""/healthz, /readyz and /metrics over real HTTP."""
+"""/healthz, /readyz and /metrics over real HTTP; /metrics scraped and read back by
+`prometheus_client`'s parsers (text 0.0.4 and OpenMetrics)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from collections.abc import AsyncIterator
 import aiohttp
 import anyio
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pool.health import HealthServer, Readiness, serve_health
 from pool.snapshot import PoolSnapshot
-from tests.test_metrics import parse, value
+from tests.test_metrics import (
+    POOL_FAMILIES,
+    PROCESS_FAMILIES,
+    check_families,
+    full_snapshot,
+    parse,
+    parse_openmetrics,
+    value,
+)
 from tests.test_panel import sample_snapshot
 
 pytestmark = pytest.mark.anyio
@@ -108,6 +118,76 @@ async def test_metrics_content_type_and_values(
     assert value(families, "ocr_pool_size_workers") == 9
     assert value(families, "ocr_pool_ready") == 0
     assert pool.snapshots_taken == 2
+
+
+async def test_metrics_scraped_by_prometheus_client_parser(
+    server: HealthServer, http: aiohttp.ClientSession, pool: Pool
+) -> None:
+    """Today's families, each with its type and labels, plus the process and GC ones."""
+    pool.snapshot = full_snapshot()
+    async with http.get(f"{server.url}/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        text = await resp.text()
+    families = list(text_string_to_metric_families(text))
+    by_name = check_families(families, {**POOL_FAMILIES, **PROCESS_FAMILIES})
+    for name in ("process_cpu_seconds", "process_resident_memory_bytes"):
+        assert by_name[name].samples[0].value > 0, name
+    generations = {s.labels["generation"] for s in by_name["python_gc_objects_collected"].samples}
+    assert generations == {"0", "1", "2"}
+    (info,) = by_name["ocr_pool_info"].samples
+    assert info.labels == {"pool_id": "pool-a", "server_id": "srv-1"}
+
+
+async def test_metrics_in_openmetrics_when_asked(
+    server: HealthServer, http: aiohttp.ClientSession, pool: Pool
+) -> None:
+    pool.snapshot = full_snapshot()
+    headers = {"Accept": "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"}
+    async with http.get(f"{server.url}/metrics", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        )
+        text = await resp.text()
+    assert text.endswith("# EOF\n")
+    families = list(parse_openmetrics(text))
+    check_families(families, {**POOL_FAMILIES, **PROCESS_FAMILIES})
+    # and plain text again for a client that does not ask
+    async with http.get(f"{server.url}/metrics") as resp:
+        assert not (await resp.text()).endswith("# EOF\n")
+
+
+async def test_metrics_gzip_when_accepted(
+    server: HealthServer, http: aiohttp.ClientSession
+) -> None:
+    headers = {"Accept-Encoding": "gzip"}
+    async with http.get(f"{server.url}/metrics", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Encoding"] == "gzip"
+        families = parse(await resp.text())  # the client inflates it
+    assert value(families, "ocr_pool_ready") == 1
+
+
+async def test_two_pools_in_one_process_each_with_its_registry(
+    http: aiohttp.ClientSession, pool: Pool
+) -> None:
+    other = Pool()
+    other.snapshot = sample_snapshot(pool_id="pool-b")
+    async with (
+        serve_health("127.0.0.1", 0, pool.snap, pool.ready) as a,
+        serve_health("127.0.0.1", 0, other.snap, other.ready) as b,
+    ):
+        texts = []
+        for server in (a, b):
+            async with http.get(f"{server.url}/metrics") as resp:
+                assert resp.status == 200
+                texts.append(await resp.text())
+    for text, pool_id in zip(texts, ("pool-a", "pool-b"), strict=True):
+        families = parse(text)
+        assert value(families, "ocr_pool_info", pool_id=pool_id, server_id="srv-1") == 1
+        assert len(families["ocr_pool_info"].samples) == 1
+        assert "process_resident_memory_bytes" in families
 
 
 async def test_metrics_from_an_async_snapshot(http: aiohttp.ClientSession, pool: Pool) -> None:
