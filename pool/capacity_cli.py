@@ -13,12 +13,13 @@ from typing import Annotated, Any
 import anyio
 import typer
 from redis.asyncio import Redis
-from rich.table import Table
+from rich.text import Text
 
 from capacity import CapacityError, ServerState, read_fleet
 from capacity.resources import Resources
 from pool.console import die, out
 from pool.settings import Settings, SettingsError, load_settings, redact_url
+from pool.tables import Column, FitTable
 
 
 def register(app: typer.Typer) -> None:
@@ -89,21 +90,22 @@ def _seconds(ms: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _servers_table(states: list[ServerState]) -> Table:
-    table = Table(title="Capacity ledger")
-    for column in (
-        "server",
-        "CPU alloc / avail",
-        "RAM GB alloc / avail",
-        "max CPU / RAM",
-        "reserve %",
-        "host CPU / RAM %",
-        "admission",
-        "holders",
-        "by type",
-        "published",
-    ):
-        table.add_column(column, justify="left" if column in ("server", "by type") else "right")
+def _servers_table(states: list[ServerState]) -> FitTable:
+    table = FitTable(
+        (
+            Column("server", justify="left", key=True),
+            Column("CPU alloc / avail", "CPU alloc\n/ avail"),
+            Column("RAM GB alloc / avail", "RAM GB alloc\n/ avail"),
+            Column("max CPU / RAM", "max CPU\n/ RAM"),
+            Column("reserve %", "reserve\n%"),
+            Column("host CPU / RAM %", "host CPU\n/ RAM %"),
+            Column("admission"),
+            Column("holders"),
+            Column("by type", justify="left", free=True),
+            Column("published"),
+        ),
+        title="Capacity ledger",
+    )
     for s in states:
         available = s.available
         blocked = s.pressure
@@ -122,15 +124,24 @@ def _servers_table(states: list[ServerState]) -> Table:
     return table
 
 
-def _paused(s: ServerState) -> str:
+def _paused(s: ServerState) -> Text:
     """Pressure: what presses (a pool's only lease still goes through)."""
-    return f"[red]paused ({s.pressing or 'pressure'})[/]"
+    return Text(f"paused ({s.pressing or 'pressure'})", style="red")
 
 
-def _holders_table(states: list[ServerState]) -> Table:
-    table = Table(title="Holders")
-    for column in ("server", "holder", "type", "vCPU", "RAM GB", "held for", "expires in"):
-        table.add_column(column, justify="right" if column in ("vCPU", "RAM GB") else "left")
+def _holders_table(states: list[ServerState]) -> FitTable:
+    table = FitTable(
+        (
+            Column("server", justify="left", key=True),
+            Column("holder", justify="left", key=True),
+            Column("type", justify="left"),
+            Column("vCPU"),
+            Column("RAM GB"),
+            Column("held for", "held\nfor", justify="left"),
+            Column("expires in", "expires\nin", justify="left"),
+        ),
+        title="Holders",
+    )
     for s in states:
         for lease in s.leases:
             table.add_row(

@@ -12,11 +12,10 @@ from typing import Annotated, TypeVar
 import anyio
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from pool.capacity_cli import register as register_capacity
 from pool.console import die, err, out
-from pool.fleet_view import pools_or_error, pools_table
+from pool.fleet_view import pools_or_error, pools_table, queue_stats_table
 from pool.gemini_cli import gemini_or_error, gemini_table
 from pool.gemini_cli import register as register_gemini
 from pool.lockdown_cli import register as register_lockdown
@@ -230,7 +229,7 @@ def status(
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    out.print(_stats_table(stats))
+    out.print(queue_stats_table(stats))
     if isinstance(pools, str):
         out.print(f"Pools: {pools}", markup=False, highlight=False)
     elif pools["pools"]:
@@ -241,42 +240,6 @@ def status(
         out.print(f"Gemini limiter: {gemini}", markup=False, highlight=False)
     elif gemini.models:
         out.print(gemini_table(gemini))
-
-
-def _stats_table(stats: dict[str, list[SourceStats]]) -> Table:
-    table = Table(title="OCR queue")
-    for column in (
-        "env",
-        "type",
-        "pending",
-        "in progress",
-        "failed",
-        "done today",
-        "done last h",
-        "oldest wait",
-        "p50 s",
-        "p95 s",
-    ):
-        table.add_column(column, justify="left" if column in ("env", "type") else "right")
-
-    def secs(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.1f}"
-
-    for env, rows in stats.items():
-        for s in rows:
-            table.add_row(
-                env,
-                s.document_source,
-                f"{s.pending:,}",
-                f"{s.in_progress:,}",
-                f"{s.failed:,}",
-                f"{s.completed_today:,}",
-                f"{s.completed_last_hour:,}",
-                secs(s.oldest_pending_seconds),
-                secs(s.p50_processing_seconds),
-                secs(s.p95_processing_seconds),
-            )
-    return table
 
 
 def _require(settings: Settings) -> list[QueueEnvironment]:
@@ -311,11 +274,10 @@ def start(
     from pool.start import configure_logging, run_pool, status_printer
 
     settings = _settings()
-    configure_logging()
+    configure_logging(settings)
+    show = status_printer(out, settings.ocr_log_format)
     try:
-        anyio.run(
-            lambda: run_pool(settings, until_empty=until_empty, on_status=status_printer(out))
-        )
+        anyio.run(lambda: run_pool(settings, until_empty=until_empty, on_status=show))
     except StartupError as exc:
         die(str(exc), 1)
     except SettingsError as exc:
@@ -339,10 +301,12 @@ def demo(
     from pool.manager import StartupError
     from pool.start import configure_logging, status_printer
 
-    configure_logging()
+    settings = _settings()
+    configure_logging(settings)
+    show = status_printer(out, settings.ocr_log_format)
     root = samples.expanduser().resolve()
     try:
-        manager = anyio.run(lambda: run_demo(documents, root, admin_url, out, status_printer(out)))
+        manager = anyio.run(lambda: run_demo(documents, root, admin_url, out, show))
     except StartupError as exc:
         die(str(exc), 1)
     except SettingsError as exc:

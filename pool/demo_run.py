@@ -17,7 +17,6 @@ from typing import Any
 import anyio
 import asyncpg
 from rich.console import Console
-from rich.table import Table
 
 from gemini_simulator import SimulatorConfig, run_simulator
 from migrations.runner import apply_migrations
@@ -27,6 +26,7 @@ from pool.runtime import open_runtime
 from pool.samples import write_samples
 from pool.settings import Settings, load_settings
 from pool.snapshot import PoolSnapshot
+from pool.tables import Column, FitTable
 from workers.store import DocumentSource
 from workers.store.postgres import connection_options
 
@@ -78,13 +78,17 @@ async def run_demo(
     )
     console.print(
         f"demo: {len(index_files)} index + {len(acte_files)} acte sample PDFs in {samples}",
+        markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     async with _gemini(base, samples) as gemini:
         console.print(
             "demo: Gemini = "
             + (f"simulator at {gemini['gemini_base_url']}" if gemini else "the real API"),
+            markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         settings = load_settings(
             database_url=url,
@@ -110,11 +114,21 @@ async def run_demo(
             return manager
 
 
-def summary_table(manager: PoolManager) -> Table:
+def summary_table(manager: PoolManager) -> FitTable:
     stats = manager.stats.snapshot()
-    table = Table(title=f"demo summary: {stats.uptime_seconds:.1f} s", title_justify="left")
-    for column in ("type", "done", "failed", "retried", "cached", "calls", "tokens", "s/job"):
-        table.add_column(column, justify="left" if column == "type" else "right")
+    table = FitTable(
+        (
+            Column("type", justify="left", key=True),
+            Column("done"),
+            Column("failed"),
+            Column("retried"),
+            Column("cached"),
+            Column("calls"),
+            Column("tokens"),
+            Column("s/job"),
+        ),
+        title=f"demo summary: {stats.uptime_seconds:.1f} s",
+    )
     for source in ("index", "acte"):
         jobs = stats.jobs.get(source, {})
         durations = stats.durations.get(source)

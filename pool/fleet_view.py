@@ -1,5 +1,6 @@
-"""The fleet's pools as `ocr-pool status` shows them, from `worker_pool:allocation`
-and `worker_pool:assignments` (readable from any machine)."""
+"""What `ocr-pool status` shows of the fleet: the queue figures per environment and type,
+and the running pools, from `worker_pool:allocation` and `worker_pool:assignments`
+(readable from any machine). Tables are `FitTable`s (every value whole at any width)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from rich.table import Table
 
 from capacity.errors import redact
 from pool.fleet_state import ALLOCATION_KEY, ASSIGNMENTS_KEY
 from pool.settings import Settings, redact_url
+from pool.tables import Column, FitTable
+from workers.store import SourceStats
 
 
 async def read_pools(settings: Settings) -> dict[str, Any]:
@@ -48,12 +50,19 @@ async def pools_or_error(settings: Settings) -> dict[str, Any] | str:
         return f"Redis {target}: {type(exc).__name__}: {redact(str(exc))}"
 
 
-def pools_table(view: dict[str, Any]) -> Table:
-    table = Table(title="Pools (worker_pool:allocation, worker_pool:assignments)")
-    for column in ("pool", "server", "index", "acte", "busy", "stolen", "reason"):
-        table.add_column(
-            column, justify="right" if column in ("index", "acte", "busy", "stolen") else "left"
-        )
+def pools_table(view: dict[str, Any]) -> FitTable:
+    table = FitTable(
+        (
+            Column("pool", justify="left", key=True),
+            Column("server", justify="left", key=True),
+            Column("index"),
+            Column("acte"),
+            Column("busy"),
+            Column("stolen"),
+            Column("reason", justify="left", free=True),
+        ),
+        title="Pools (worker_pool:allocation, worker_pool:assignments)",
+    )
     for pool_id, pool in sorted(view["pools"].items()):
         workers = pool.get("workers", {}).values()
         table.add_row(
@@ -65,4 +74,42 @@ def pools_table(view: dict[str, Any]) -> Table:
             str(sum(1 for w in workers if w.get("stolen"))),
             str(pool.get("reason", "")),
         )
+    return table
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def queue_stats_table(stats: dict[str, list[SourceStats]]) -> FitTable:
+    """The queue per environment and type (`ocr_queue_stats`)."""
+    table = FitTable(
+        (
+            Column("env", justify="left", key=True),
+            Column("type", justify="left", key=True),
+            Column("pending"),
+            Column("in progress", "in\nprogress"),
+            Column("failed"),
+            Column("done today", "done\ntoday"),
+            Column("done last h", "done\nlast h"),
+            Column("oldest wait", "oldest\nwait"),
+            Column("p50 s"),
+            Column("p95 s"),
+        ),
+        title="OCR queue",
+    )
+    for env, rows in stats.items():
+        for s in rows:
+            table.add_row(
+                env,
+                s.document_source,
+                f"{s.pending:,}",
+                f"{s.in_progress:,}",
+                f"{s.failed:,}",
+                f"{s.completed_today:,}",
+                f"{s.completed_last_hour:,}",
+                _seconds(s.oldest_pending_seconds),
+                _seconds(s.p50_processing_seconds),
+                _seconds(s.p95_processing_seconds),
+            )
     return table

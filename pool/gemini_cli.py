@@ -16,11 +16,11 @@ import anyio
 import typer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from rich.table import Table
 
 from pool.bill import BillRow, quota_day, read_bill
 from pool.console import die, out
 from pool.settings import Settings, SettingsError, load_settings, redact_url
+from pool.tables import Column, FitTable
 from ratelimit import FleetUsage, LimiterError, ModelUsage, read_fleet_usage
 
 
@@ -46,10 +46,18 @@ async def read_todays_bill(settings: Settings) -> tuple[str, list[BillRow]]:
         await redis.aclose()
 
 
-def bill_table(day: str, rows: list[BillRow]) -> Table:
-    table = Table(title=f"Gemini bill, quota day {day} (every pool of the fleet)")
-    for column in ("model", "requests", "input", "output", "thinking", "USD"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+def bill_table(day: str, rows: list[BillRow]) -> FitTable:
+    table = FitTable(
+        (
+            Column("model", justify="left", key=True),
+            Column("requests"),
+            Column("input"),
+            Column("output"),
+            Column("thinking"),
+            Column("USD"),
+        ),
+        title=f"Gemini bill, quota day {day} (every pool of the fleet)",
+    )
     for r in rows:
         table.add_row(
             r.model,
@@ -93,24 +101,25 @@ def _model_row(m: ModelUsage) -> list[str]:
     ]
 
 
-def gemini_table(usage: FleetUsage) -> Table:
+def gemini_table(usage: FleetUsage) -> FitTable:
     window = usage.models[0].window_seconds if usage.models else 60.0
     title = f"Gemini (last {window:g} s; {usage.workers} workers seen)"
     if usage.fence_seconds:
         title += f" - fenced {usage.fence_seconds:.1f}s after Redis lost its data"
-    table = Table(title=title)
-    for column in (
-        "model",
-        "requests / effective limit",
-        "input tokens / effective limit",
-        "today / limit",
-        "ceiling",
-        "waiting",
-        "cooldown",
-        "429s",
-        "estimate error",
-    ):
-        table.add_column(column, justify="left" if column in ("model", "cooldown") else "right")
+    table = FitTable(
+        (
+            Column("model", justify="left", key=True),
+            Column("requests / effective limit", "requests\n/ limit"),
+            Column("input tokens / effective limit", "input tokens\n/ limit"),
+            Column("today / limit", "today\n/ limit"),
+            Column("ceiling"),
+            Column("waiting"),
+            Column("cooldown", justify="left", free=True),
+            Column("429s"),
+            Column("estimate error", "estimate\nerror"),
+        ),
+        title=title,
+    )
     for m in usage.models:
         table.add_row(*_model_row(m))
     return table

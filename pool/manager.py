@@ -316,8 +316,7 @@ class PoolManager:
                         f"OCR_METRICS_PORT: cannot listen on "
                         f"{self.settings.ocr_metrics_host}:{port}: {exc.strerror or exc}"
                     ) from None
-                self.health_url = server.url
-                log.info("health and metrics on %s (/healthz, /readyz, /metrics)", server.url)
+                self.health_url = server.url  # serve_health logs where it listens
             await self.warm_up()
             await self.rebalance()
             self.ready = True
@@ -575,10 +574,11 @@ class PoolManager:
         await self._flush_times()
 
     async def _status_loop(self) -> None:
+        """The status once the pool is warmed up, then every OCR_STATUS_INTERVAL_MS."""
         assert self.on_status is not None
         while True:
-            await anyio.sleep(self.settings.ocr_status_interval_ms / 1000)
             self.on_status(await self.snapshot())
+            await anyio.sleep(self.settings.ocr_status_interval_ms / 1000)
 
     # -- what operators see ---------------------------------------------------------------
     async def snapshot(self) -> PoolSnapshot:

@@ -1,23 +1,30 @@
-"""The status panel a running pool prints (every `OCR_STATUS_INTERVAL_MS`), and the
-one-line equivalent for logs when stdout is not a terminal.
+"""What a running pool prints of itself (once warmed up, then every
+`OCR_STATUS_INTERVAL_MS`): a Rich panel on a terminal, a block of plain lines when
+stdout is not one (journald, `docker logs`, a file), one JSON object with
+`OCR_LOG_FORMAT=json`; and the one-line summary `render_line`.
 
-Both read a `PoolSnapshot` only. Text that comes from outside (allocation reason,
+All read a `PoolSnapshot` only. Text that comes from outside (allocation reason,
 error messages, model and environment names) is never interpreted as Rich markup.
+The panel's tables are `FitTable`s: at any width every figure is shown whole
+(`pool.tables`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from rich import box
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from capacity import ServerState
 from pool.snapshot import PoolSnapshot
 from pool.stats import TYPES, StatsSnapshot
+from pool.tables import Column, FitTable, SideBySide
 from ratelimit import FleetUsage, ModelUsage
 from workers.store import SourceComposition
 
@@ -82,24 +89,24 @@ def _text(value: str, style: str = "") -> Text:
     return Text(value, style=style)
 
 
-def _table(title: str, columns: Iterable[str], left: Iterable[str] = ()) -> Table:
-    table = Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        title_justify="left",
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    lefts = set(left)
-    for column in columns:
-        table.add_column(column, justify="left" if column in lefts else "right", no_wrap=True)
-    return table
+def _table(title: str, *columns: Column) -> FitTable:
+    return FitTable(columns, title=title, style="light")
+
+
+def _key(header: str) -> Column:
+    return Column(header, justify="left", key=True)
 
 
 # -- the panel's parts -----------------------------------------------------------------
-def workers_table(snap: PoolSnapshot) -> Table:
-    table = _table("Workers", ("mode", "target", "busy", "idle", "other type"), left=("mode",))
+def workers_table(snap: PoolSnapshot) -> FitTable:
+    table = _table(
+        "Workers",
+        _key("mode"),
+        Column("target"),
+        Column("busy"),
+        Column("idle"),
+        Column("other type", "other\ntype"),
+    )
     modes = list(TYPES) + sorted(set(snap.workers) - set(TYPES))
     for mode in modes:
         w = snap.workers.get(mode)
@@ -123,7 +130,12 @@ def workers_table(snap: PoolSnapshot) -> Table:
 
 def queue_table(snap: PoolSnapshot) -> RenderableType:
     table = _table(
-        "Queue", ("env", "type", "waiting", "delayed", "in progress"), left=("env", "type")
+        "Queue",
+        _key("env"),
+        _key("type"),
+        Column("waiting"),
+        Column("delayed"),
+        Column("in progress", "in\nprogress"),
     )
     for env in snap.queue:
         by_type: Mapping[str, SourceComposition] = snap.queue[env]
@@ -156,12 +168,15 @@ def gemini_part(usage: FleetUsage | None, error: str | None) -> RenderableType:
         title += f" - fenced {usage.fence_seconds:.1f}s"
     table = _table(
         title,
-        ("model", "requests / limit", "input tokens / limit", "today / limit", "ceiling"),
-        left=("model",),
+        _key("model"),
+        Column("requests / limit", "requests\n/ limit"),
+        Column("input tokens / limit", "input tokens\n/ limit"),
+        Column("today / limit", "today\n/ limit"),
+        Column("ceiling"),
+        Column("waiting"),
+        Column("cooldown", justify="left", free=True),
+        Column("429s"),
     )
-    table.add_column("waiting", justify="right", no_wrap=True)
-    table.add_column("cooldown", justify="left", max_width=48)
-    table.add_column("429s", justify="right", no_wrap=True)
     for m in usage.models:
         table.add_row(
             _text(m.model),
@@ -186,8 +201,9 @@ def capacity_part(state: ServerState | None, error: str | None) -> RenderableTyp
     available = state.available
     table = _table(
         f"Capacity of {state.server_id} (all programs)",
-        ("", "allocated / available", "host %"),
-        left=("",),
+        _key(""),
+        Column("allocated / available", "allocated\n/ available"),
+        Column("host %"),
     )
     table.add_row(
         "CPU (vCPU)",
@@ -212,19 +228,16 @@ def capacity_part(state: ServerState | None, error: str | None) -> RenderableTyp
 def throughput_part(stats: StatsSnapshot, now: float) -> RenderableType:
     table = _table(
         f"Since start ({duration(stats.uptime_seconds)})",
-        (
-            "type",
-            "completed",
-            "requeued",
-            "failed",
-            "lost",
-            "cache hits",
-            "Gemini calls",
-            "input tokens",
-            "per min (5m)",
-            "mean time",
-        ),
-        left=("type",),
+        _key("type"),
+        Column("completed", "done"),
+        Column("requeued"),
+        Column("failed"),
+        Column("lost"),
+        Column("cache hits", "cache\nhits"),
+        Column("Gemini calls", "Gemini\ncalls"),
+        Column("input tokens", "input\ntokens"),
+        Column("per min (5m)", "per min\n(5m)"),
+        Column("mean time", "mean\ntime"),
     )
     for source in TYPES:
         jobs = stats.jobs.get(source, {})
@@ -298,10 +311,29 @@ def supervision_line(snap: PoolSnapshot) -> Text | None:
     return _text(text[0].upper() + text[1:], "red" if crashing else "yellow")
 
 
+class _TitledPanel:
+    """A panel with its title in the top border when it fits there, else as the body's
+    first line (a border title is cut, not wrapped)."""
+
+    def __init__(self, body: RenderableType, title: Text) -> None:
+        self.body = body
+        self.title = title
+
+    def _panel(self, width: int) -> Panel:
+        if cell_len(self.title.plain) + 6 <= width:
+            return Panel(self.body, title=self.title, title_align="left", expand=False)
+        return Panel(Group(self.title, Text(""), self.body), expand=False)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self._panel(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self._panel(options.max_width))
+
+
 def render_panel(snap: PoolSnapshot) -> RenderableType:
     """The whole status panel."""
-    top = Table.grid(padding=(0, 6))
-    top.add_row(workers_table(snap), capacity_part(snap.capacity, snap.capacity_error))
+    top = SideBySide(workers_table(snap), capacity_part(snap.capacity, snap.capacity_error))
     crashes = supervision_line(snap)
     sections: list[RenderableType] = [
         allocation_line(snap) if crashes is None else Group(allocation_line(snap), crashes),
@@ -315,7 +347,7 @@ def render_panel(snap: PoolSnapshot) -> RenderableType:
         if body:
             body.append(Text(""))
         body.append(section)
-    return Panel(Group(*body), title=_title(snap), title_align="left", expand=False)
+    return _TitledPanel(Group(*body), _title(snap))
 
 
 # -- the log line ------------------------------------------------------------------------
@@ -399,3 +431,227 @@ def render_line(snap: PoolSnapshot) -> str:
         f"done {done}",
     ]
     return " | ".join(parts)
+
+
+# -- the plain block (stdout not a terminal) ------------------------------------------------
+def _state(snap: PoolSnapshot) -> str:
+    if snap.stopping:
+        return "stopping"
+    if snap.ready:
+        return "ready"
+    return f"not ready ({clip(snap.ready_reason or 'starting', 80)})"
+
+
+def _block_gemini(snap: PoolSnapshot) -> list[str]:
+    usage = snap.gemini
+    if usage is None:
+        why = clip(snap.gemini_error, 200) if snap.gemini_error else "not read yet"
+        return [f"gemini unavailable: {why}"]
+    if not usage.models:
+        return ["gemini: no usage recorded yet"]
+    window = usage.models[0].window_seconds
+    fence = f", fenced {usage.fence_seconds:.1f}s" if usage.fence_seconds > 0 else ""
+    lines = [f"gemini, whole fleet (last {window:g} s, {usage.workers} workers seen{fence}):"]
+    for m in usage.models:
+        line = (
+            f"  {one_line(m.model)}: requests {used_of(m.rpm, m.rpm_effective)},"
+            f" input tokens {used_of(m.tpm, m.tpm_effective, compact)},"
+            f" today {used_of(m.rpd, m.rpd_limit)}, ceiling {m.factor:.0%},"
+            f" waiting {m.waiting}, 429s {m.stats.get('quota_errors', 0)}"
+        )
+        if m.cooldown_seconds > 0:
+            line += f", cooldown {_cooldown(m)}"
+        lines.append(line)
+    return lines
+
+
+def _block_capacity(snap: PoolSnapshot) -> str:
+    state = snap.capacity
+    if state is None:
+        if snap.capacity_error:
+            return f"capacity unavailable: {clip(snap.capacity_error, 200)}"
+        return "capacity: not used"
+    available = state.available
+    cpu = used_of(state.allocated.cpu, None if available is None else available.cpu)
+    ram = used_of(state.allocated.ram, None if available is None else available.ram)
+    host = (
+        f"host CPU {'-' if state.host_cpu_percent is None else f'{state.host_cpu_percent:.0f}%'}"
+        f" RAM {'-' if state.host_ram_percent is None else f'{state.host_ram_percent:.0f}%'}"
+    )
+    holders = ", ".join(f"{kind} {n}" for kind, n in sorted(state.by_kind.items())) or "none"
+    line = f"capacity of {one_line(state.server_id)}: CPU {cpu}, RAM GB {ram}, {host}"
+    line += f"; holders: {holders}"
+    if state.pressure:
+        pressing = f": {state.pressing}" if state.pressing else ""
+        line += f"; admission paused (host pressure{pressing})"
+    return line
+
+
+def _block_done(stats: StatsSnapshot, now: float) -> list[str]:
+    lines = []
+    for source in TYPES:
+        jobs = stats.jobs.get(source, {})
+        mean = stats.durations[source].mean_seconds if source in stats.durations else None
+        lines.append(
+            f"{source}: {jobs.get('completed', 0):,} completed, {jobs.get('requeued', 0):,}"
+            f" requeued, {jobs.get('failed', 0):,} failed, {jobs.get('lost', 0):,} lost,"
+            f" {stats.cache_hits.get(source, 0):,} cache hits,"
+            f" {stats.gemini_calls.get(source, 0):,} Gemini calls,"
+            f" {compact(stats.input_tokens.get(source, 0))} input tokens,"
+            f" {stats.per_minute.get(source, 0.0):.1f}/min (5m),"
+            f" mean {'-' if mean is None else f'{mean:.1f}s'}"
+        )
+    for source, err in sorted(stats.last_error.items()):
+        ago = f", {duration(now - err.at)} ago" if now and err.at else ""
+        lines.append(
+            f"last {source} error ({err.outcome}, {one_line(err.env)} {one_line(err.job_id)}"
+            f"{ago}): {clip(err.message, MAX_ERROR_CHARS)}"
+        )
+    return lines
+
+
+def render_block(snap: PoolSnapshot) -> str:
+    """The panel as plain lines, for a stdout that is not a terminal (journald,
+    `docker logs`, a file): a head line, then one indented line per part; every figure
+    whole, no markup, no box drawing, no line longer than its content needs."""
+    a = snap.allocation
+    head = (
+        f"ocr-pool {one_line(snap.pool_id)} on {one_line(snap.server_id)} | up"
+        f" {duration(snap.uptime_seconds)} | {snap.pool_size} workers | {_state(snap)}"
+    )
+    lines: list[str] = []
+    crashes = supervision_text(snap)
+    if crashes:
+        lines.append(crashes)
+    reason = f" - {clip(a.reason, 160)}" if a.reason else ""
+    lines.append(f"allocation: index {a.index}, acte {a.acte} of {snap.pool_size}{reason}")
+    modes = list(TYPES) + sorted(set(snap.workers) - set(TYPES))
+    workers = "; ".join(
+        f"{one_line(mode)} target {a.of(mode)}, {w.busy} busy, {w.idle} idle"
+        + (f", {w.stolen} on the other type" if w.stolen else "")
+        for mode in modes
+        if (w := snap.workers.get(mode)) is not None
+    )
+    lines.append(f"workers: {workers or '-'}")
+    for env, by_type in snap.queue.items():
+        for source in list(TYPES) + sorted(set(by_type) - set(TYPES)):
+            c = by_type.get(source)
+            if c is not None:
+                lines.append(
+                    f"queue {one_line(env)} {one_line(source)}: {c.claimable:,} waiting,"
+                    f" {c.delayed:,} delayed, {c.in_progress:,} in progress"
+                )
+    for env, error in sorted(snap.queue_errors.items()):
+        lines.append(f"queue {one_line(env)} unreadable: {clip(error, 200)}")
+    if not snap.queue and not snap.queue_errors:
+        lines.append("queue: no figures yet")
+    lines += _block_gemini(snap)
+    lines.append(_block_capacity(snap))
+    done = _block_done(snap.stats, snap.taken_at)
+    lines.append(f"since start ({duration(snap.stats.uptime_seconds)}):")
+    lines += [f"  {line}" for line in done]
+    return "\n".join([head, *(f"  {line}" for line in lines)])
+
+
+# -- the JSON object (OCR_LOG_FORMAT=json) --------------------------------------------------
+def _iso(epoch: float) -> str | None:
+    if not epoch:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _capacity_json(snap: PoolSnapshot) -> dict[str, Any] | None:
+    state = snap.capacity
+    if state is None:
+        return {"error": snap.capacity_error} if snap.capacity_error else None
+    available = state.available
+    return {
+        "server": state.server_id,
+        "allocated": {"cpu": state.allocated.cpu, "ram_gb": state.allocated.ram},
+        "available": None if available is None else {"cpu": available.cpu, "ram_gb": available.ram},
+        "host_percent": {"cpu": state.host_cpu_percent, "ram": state.host_ram_percent},
+        "pressure": state.pressure,
+        "pressing": state.pressing or None,
+        "holders": dict(state.by_kind),
+    }
+
+
+def panel_json(snap: PoolSnapshot) -> dict[str, Any]:
+    """The panel as one JSON-ready object: every figure, names as given, no markup."""
+    stats = snap.stats
+    modes = list(TYPES) + sorted(set(snap.workers) - set(TYPES))
+    crash = snap.last_crash
+    return {
+        "pool": snap.pool_id,
+        "server": snap.server_id,
+        "taken_at": _iso(snap.taken_at),
+        "uptime_seconds": round(snap.uptime_seconds, 1),
+        "state": "stopping" if snap.stopping else "ready" if snap.ready else "not ready",
+        "not_ready_reason": None if snap.ready or snap.stopping else snap.ready_reason,
+        "pool_size": snap.pool_size,
+        "allocation": {
+            "index": snap.allocation.index,
+            "acte": snap.allocation.acte,
+            "reason": snap.allocation.reason,
+        },
+        "workers": {
+            mode: {
+                "target": snap.allocation.of(mode),
+                "busy": w.busy,
+                "idle": w.idle,
+                "other_type": w.stolen,
+            }
+            for mode in modes
+            if (w := snap.workers.get(mode)) is not None
+        },
+        "queue": {
+            env: {
+                source: {
+                    "waiting": c.claimable,
+                    "delayed": c.delayed,
+                    "in_progress": c.in_progress,
+                }
+                for source, c in by_type.items()
+            }
+            for env, by_type in snap.queue.items()
+        },
+        "queue_errors": dict(snap.queue_errors),
+        "gemini": snap.gemini.as_json()
+        if snap.gemini is not None
+        else {"error": snap.gemini_error or "not read yet"},
+        "capacity": _capacity_json(snap),
+        "since_start": {
+            source: {
+                "completed": stats.jobs.get(source, {}).get("completed", 0),
+                "requeued": stats.jobs.get(source, {}).get("requeued", 0),
+                "failed": stats.jobs.get(source, {}).get("failed", 0),
+                "lost": stats.jobs.get(source, {}).get("lost", 0),
+                "cache_hits": stats.cache_hits.get(source, 0),
+                "gemini_calls": stats.gemini_calls.get(source, 0),
+                "input_tokens": stats.input_tokens.get(source, 0),
+                "per_minute": round(stats.per_minute.get(source, 0.0), 3),
+                "mean_seconds": None
+                if source not in stats.durations
+                else stats.durations[source].mean_seconds,
+            }
+            for source in TYPES
+        },
+        "last_errors": {
+            source: {
+                "at": _iso(err.at),
+                "env": err.env,
+                "job_id": err.job_id,
+                "outcome": err.outcome,
+                "message": err.message,
+            }
+            for source, err in sorted(stats.last_error.items())
+        },
+        "supervision": {
+            "worker_crashes": snap.worker_crashes,
+            "worker_restarts": snap.worker_restarts,
+            "workers_down": snap.workers_down,
+            "last_crash": None
+            if crash is None
+            else {"worker": crash.worker, "error": crash.error, "at": _iso(crash.at)},
+        },
+    }

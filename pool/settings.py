@@ -12,13 +12,14 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -121,6 +122,10 @@ class Settings(BaseSettings):
     ocr_min_acte_workers: int = Field(1, ge=0)
     ocr_rebalance_interval_ms: PositiveMs = 30_000
     ocr_status_interval_ms: PositiveMs = 60_000
+    ocr_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """Log lines below this level are left out (`pool.logs`)."""
+    ocr_log_format: Literal["text", "json"] = "text"
+    """`json`: one JSON object per log line, and per status (`pool.logs`)."""
     ocr_environments: str = ""
     ocr_work_stealing: bool = True
     """An idle worker takes one job of the other type rather than wait."""
@@ -267,6 +272,14 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("ocr_log_level", "ocr_log_format", mode="before")
+    @classmethod
+    def _log_word(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        word = value.strip()
+        return word.upper() if info.field_name == "ocr_log_level" else word.lower()
 
     @field_validator("ocr_server_id")
     @classmethod

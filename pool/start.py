@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +17,10 @@ from collections.abc import Callable
 import anyio
 from rich.console import Console
 
+from pool.logs import LogFormat, json_line
+from pool.logs import configure_logging as _configure
 from pool.manager import PoolManager, StartupError
-from pool.panel import render_line, render_panel
+from pool.panel import panel_json, render_block, render_panel
 from pool.runtime import open_runtime
 from pool.settings import Settings, SettingsError
 from pool.signals import STOP_SIGNALS, Action, SignalState, on_signal
@@ -27,19 +28,15 @@ from pool.snapshot import PoolSnapshot
 from workers.store import StoreError
 
 log = logging.getLogger("pool")
-QUIET_LOGGERS = ("httpx", "httpcore", "google_genai", "google.genai", "aiohttp.access")
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Plain timestamped lines on stderr (stdout carries the status panel)."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for name in QUIET_LOGGERS:
-        # Their INFO lines name every request; ours say what matters.
-        logging.getLogger(name).setLevel(logging.WARNING)
+def configure_logging(settings: Settings | None = None) -> None:
+    """Log lines on stderr (stdout carries the status) at `OCR_LOG_LEVEL`, in
+    `OCR_LOG_FORMAT` (`pool.logs`); INFO, text without settings."""
+    if settings is None:
+        _configure()
+    else:
+        _configure(settings.ocr_log_level, settings.ocr_log_format)
 
 
 async def _watch_signals(manager: PoolManager) -> None:
@@ -109,13 +106,23 @@ def _ignore_late_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def status_printer(console: Console) -> Callable[[PoolSnapshot], None]:
-    """The status every OCR_STATUS_INTERVAL_MS: a Rich panel on a terminal, else one line."""
+def status_printer(console: Console, fmt: LogFormat = "text") -> Callable[[PoolSnapshot], None]:
+    """The status (once warmed up, then every OCR_STATUS_INTERVAL_MS): with
+    `OCR_LOG_FORMAT=json` one JSON object on one line; else a Rich panel on a terminal,
+    and a block of plain lines when stdout is not one (journald, `docker logs`, a file)."""
 
     def show(snapshot: PoolSnapshot) -> None:
-        if console.is_terminal:
+        if fmt == "json":
+            _write(console, json_line("pool.status", "status", status=panel_json(snapshot)))
+        elif console.is_terminal:
             console.print(render_panel(snapshot))
         else:
-            console.print(render_line(snapshot), markup=False, highlight=False, soft_wrap=True)
+            _write(console, render_block(snapshot))
 
     return show
+
+
+def _write(console: Console, text: str) -> None:
+    """Plain text as it is (no wrapping at the console's width, no markup), in one write."""
+    console.file.write(text + "\n")
+    console.file.flush()

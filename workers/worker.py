@@ -18,6 +18,7 @@ import anyio
 
 from capacity import CapacityError, CapacityLedger, CapacityRefused, Lease
 from capacity.errors import redact
+from workers import log_context
 from workers.documents import FetchConfig, StorageTarget, fetch_document
 from workers.errors import JobError, PermanentJobError, ServiceUnavailable
 from workers.job_policy import JobRetryPolicy
@@ -267,7 +268,13 @@ class Worker:
     # -- one job ------------------------------------------------------------------------
     async def process(self, job: ClaimedJob, target: QueueTarget) -> JobReport:
         """Work on a claimed job to its end; always reports, never raises (except on
-        cancellation, after giving the job back)."""
+        cancellation, after giving the job back). Every line logged meanwhile, here or
+        deep in the pipeline, carries the document's id, type, environment and this
+        worker (`workers.log_context`)."""
+        with log_context.about(job.id, job.source.value, job.env, self.name):
+            return await self._process(job, target)
+
+    async def _process(self, job: ClaimedJob, target: QueueTarget) -> JobReport:
         self.current = job
         self.since = time.time()
         started = time.monotonic()
