@@ -7,8 +7,10 @@ independent of `prometheus_client`; the library's own parsers read it too."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -614,3 +616,17 @@ def parse_families(text: str) -> dict[str, Metric]:
 def sample_value(family: Metric, name: str, **labels: str) -> float:
     (match,) = [s.value for s in family.samples if s.name == name and s.labels == labels]
     return float(match)
+
+
+def test_the_readme_table_lists_every_family() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("| metric | type | labels |")
+    table = readme[start : readme.index("\n\n", start)]
+    listed: dict[str, str] = {}
+    for line in table.splitlines()[2:]:
+        names_cell, kind_cell = line.split(" | ")[:2]
+        for name in re.findall(r"`([a-z_]+)`", names_cell):
+            listed[name] = kind_cell
+    assert set(listed) == set(POOL_FAMILIES) | set(PROCESS_FAMILIES)
+    for name, (kind, _) in {**POOL_FAMILIES, **PROCESS_FAMILIES}.items():
+        assert kind in listed[name], name
