@@ -8,8 +8,10 @@ secret values (keys, and passwords inside URLs) never appear in messages,
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -488,3 +490,114 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError("; ".join(_describe(dict(e)) for e in exc.errors())) from None
+
+
+# --- names that are not settings -------------------------------------------------
+
+NOT_SETTINGS = frozenset(
+    {
+        # scripts/services.sh exports them; the tests read them (tests/support/databases.py,
+        # tests/conftest.py, tests/support/postgres_server.py).
+        "OCR_TEST_DATABASE_URL",
+        "OCR_TEST_REDIS_URL",
+        "OCR_PG_BIN",
+        # scripts/services.sh's own knobs.
+        "OCR_PG_PORT",
+        "OCR_REDIS_PORT",
+        "OCR_SERVICES_DIR",
+    }
+)
+"""Variables of ocr-pool's families read by its scripts and tests, never by `Settings`:
+no typo warning for them."""
+
+
+def watched(name: str) -> bool:
+    """Whether a variable's name is of a family of ocr-pool settings, so that one which is
+    not a setting is most likely a typo: `OCR_*`, `GEMINI_*`, `SERVER_*`, `*_SUPABASE_*`,
+    `*_DATABASE_URL`."""
+    upper = name.upper()
+    return (
+        upper.startswith(("OCR_", "GEMINI_", "SERVER_"))
+        or "_SUPABASE_" in upper
+        or upper.endswith("_DATABASE_URL")
+    )
+
+
+def setting_names() -> frozenset[str]:
+    """Every setting's variable name."""
+    return frozenset(name.upper() for name in Settings.model_fields)
+
+
+def closest_setting(name: str, known: Collection[str]) -> str | None:
+    """The known setting whose name is most like `name` (difflib), if any is close."""
+    matches = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownSetting:
+    """A variable of a settings family that no setting reads, and where it was found."""
+
+    name: str
+    sources: tuple[str, ...]
+    closest: str | None
+
+    def warning(self) -> str:
+        """One line naming the variable and its likely intent, never its value."""
+        where = " and ".join(self.sources)
+        hint = (
+            f"did you mean {self.closest}?"
+            if self.closest
+            else "no setting has a similar name (see .env.example)"
+        )
+        return f"warning: {self.name} (in {where}) is not a setting and is ignored; {hint}"
+
+
+def unknown_settings(
+    sources: Mapping[str, Iterable[str]],
+    known: Collection[str] | None = None,
+    allowed: Collection[str] = NOT_SETTINGS,
+) -> list[UnknownSetting]:
+    """Names of a settings family (`watched`) that are neither a setting nor `allowed`,
+    each once (with every source it came from), in name order.
+
+    `sources` maps a place ("the environment", ".env") to the variable names found there.
+    """
+    known_names = setting_names() if known is None else frozenset(k.upper() for k in known)
+    allowed_names = frozenset(a.upper() for a in allowed)
+    found: dict[str, list[str]] = {}
+    for source, names in sources.items():
+        for raw in names:
+            name = raw.upper()
+            if not watched(name) or name in known_names or name in allowed_names:
+                continue
+            places = found.setdefault(name, [])
+            if source not in places:
+                places.append(source)
+    return [
+        UnknownSetting(name, tuple(places), closest_setting(name, known_names))
+        for name, places in sorted(found.items())
+    ]
+
+
+def dotenv_names(path: Path) -> list[str]:
+    """The variable names a `.env` file sets (none if there is no such file)."""
+    if not path.is_file():
+        return []
+    from dotenv import dotenv_values
+
+    return [name for name in dotenv_values(path, encoding="utf-8") if name]
+
+
+def settings_typos(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> list[UnknownSetting]:
+    """`unknown_settings` of the process environment and of the `.env` file the settings
+    read (the working directory's)."""
+    env_path = Path(str(Settings.model_config.get("env_file") or ".env"))
+    return unknown_settings(
+        {
+            "the environment": list(os.environ if environ is None else environ),
+            ".env": dotenv_names(env_path if env_file is None else env_file),
+        }
+    )

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pool.settings import Settings, SettingsError, load_settings, redact_url
+from pool.settings import (
+    NOT_SETTINGS,
+    Settings,
+    SettingsError,
+    load_settings,
+    redact_url,
+    settings_typos,
+    unknown_settings,
+)
 
 SECRET = "s3cr3t-Valu3-xyz"
 
@@ -149,3 +158,92 @@ def test_env_example_loads_as_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Any)
         if line and not line.startswith("#")
     }
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+# --- names that are not settings (typos) ------------------------------------------
+
+
+def test_a_typo_names_the_closest_setting() -> None:
+    found = unknown_settings({"the environment": ["OCR_WORKER_POOLSIZE", "PATH", "HOME"]})
+    assert [u.warning() for u in found] == [
+        "warning: OCR_WORKER_POOLSIZE (in the environment) is not a setting and is ignored; "
+        "did you mean OCR_WORKER_POOL_SIZE?"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "closest"),
+    [
+        ("GEMINI_RPMLIMIT", "GEMINI_RPM_LIMIT"),
+        ("SERVER_RESERVE_CPU", "SERVER_RESERVE_CPU_PERCENT"),
+        ("PROD_SUPABASE_SERVICEKEY", "PROD_SUPABASE_SERVICE_KEY"),
+        ("STAGE_DATABASE_URL", "STAGING_DATABASE_URL"),
+        ("ocr_lease_secs", "OCR_LEASE_SECONDS"),
+        ("OCR_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", None),
+    ],
+)
+def test_every_family_is_watched(name: str, closest: str | None) -> None:
+    (found,) = unknown_settings({".env": [name]})
+    assert (found.name, found.closest) == (name.upper(), closest)
+    if closest is None:
+        assert found.warning().endswith("no setting has a similar name (see .env.example)")
+
+
+def test_settings_other_names_and_allowed_ones_do_not_warn() -> None:
+    names = [
+        *(name.upper() for name in Settings.model_fields),
+        "ocr_worker_pool_size",  # settings are case-insensitive
+        *NOT_SETTINGS,
+        "PATH",
+        "REDISCLI_AUTH",
+        "SUPABASE_ACCESS_TOKEN",  # not *_SUPABASE_*: the Supabase CLI's
+        "GOOGLE_API_KEY",
+    ]
+    assert unknown_settings({"the environment": names, ".env": names}) == []
+
+
+def test_one_warning_per_name_whatever_its_sources() -> None:
+    found = unknown_settings(
+        {"the environment": ["GEMINI_KEY", "gemini_key"], ".env": ["GEMINI_KEY"]}
+    )
+    assert [(u.name, u.sources) for u in found] == [("GEMINI_KEY", ("the environment", ".env"))]
+    assert found[0].warning().startswith("warning: GEMINI_KEY (in the environment and .env) ")
+
+
+def test_settings_typos_reads_the_environment_and_dotenv(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"export OCR_MAX_PAGE=9\n# OCR_COMMENTED=1\nGEMINI_API_KEYS={SECRET}\n")
+    found = settings_typos({"OCR_WORKERPOOL_SIZE": SECRET, "OCR_TEST_REDIS_URL": "x"}, env_file)
+    assert [(u.name, u.sources, u.closest) for u in found] == [
+        ("GEMINI_API_KEYS", (".env",), "GEMINI_API_KEY"),
+        ("OCR_MAX_PAGE", (".env",), "OCR_MAX_PAGES"),
+        ("OCR_WORKERPOOL_SIZE", ("the environment",), "OCR_WORKER_POOL_SIZE"),
+    ]
+    assert all(SECRET not in u.warning() for u in found)
+    assert settings_typos({}, tmp_path / "missing.env") == []
+
+
+def test_every_variable_the_repository_reads_is_a_setting_or_allowed() -> None:
+    """Scripts and tests read some OCR_* variables themselves (os.environ, shell
+    `${NAME}`): each must be in NOT_SETTINGS, or the test run itself would warn."""
+    root = Path(__file__).resolve().parent.parent
+    read = re.compile(
+        r"""(?:os\.environ\.get\(|os\.getenv\(|os\.environ\[)\s*["']([A-Z][A-Z0-9_]*)["']"""
+        r"""|\$\{?([A-Z][A-Z0-9_]*)"""
+    )
+    files = [
+        *root.glob("scripts/*.sh"),
+        *root.glob(".ci/*"),
+        *(p for d in ("tests", "pool", "workers", "benchmarks") for p in root.glob(f"{d}/**/*.py")),
+    ]
+    names = {
+        name
+        for path in files
+        if path.is_file()
+        for match in read.finditer(path.read_text(encoding="utf-8", errors="replace"))
+        for name in match.groups()
+        if name
+    }
+    assert "OCR_TEST_DATABASE_URL" in names
+    unknown = [u.name for u in unknown_settings({"the repository": names})]
+    assert unknown == []
