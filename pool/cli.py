@@ -14,6 +14,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pool.capacity_cli import register as register_capacity
+from pool.cleanup_cli import register as register_cleanup
+from pool.cli_kit import Group, finish, print_version
 from pool.console import die, err, out
 from pool.fleet_view import pools_or_error, pools_table, queue_stats_table
 from pool.gemini_cli import gemini_or_error, gemini_table
@@ -27,10 +29,26 @@ app = typer.Typer(
     name="ocr-pool",
     help="OCR of Quebec land-registry documents (index, acte) with Gemini, from a shared queue.",
     no_args_is_help=True,
-    add_completion=False,
+    cls=Group,
     pretty_exceptions_enable=False,
 )
 T = TypeVar("T")
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=print_version,
+            expose_value=True,
+            help="Print the version of ocr-pool and exit.",
+        ),
+    ] = False,
+) -> None:
+    """OCR of Quebec land-registry documents (index, acte) with Gemini, from a shared queue."""
 
 
 def _settings() -> Settings:
@@ -58,6 +76,13 @@ def migrate(
     lock_timeout_ms: Annotated[
         int, typer.Option(min=1, help="Longest wait for a table lock before a retry (ms).")
     ] = 200,
+    create_database: Annotated[
+        bool,
+        typer.Option(
+            "--create-database",
+            help="Create the database named in the URL when it is missing (local server only).",
+        ),
+    ] = False,
 ) -> None:
     """Create or upgrade the queue table, its SQL functions and dashboard views."""
     if print_sql:
@@ -65,16 +90,19 @@ def migrate(
 
         sys.stdout.write(combined_sql(lock_timeout_ms))
         return
-    from pool.migrate import migrate_environments
+    from pool.migrate import check_can_create, migrate_environments
 
     settings = _settings()
 
     async def main() -> None:
         envs = [settings.environment(env)] if env else settings.require_queue()
+        if create_database:
+            check_can_create(envs)
         lines, problems = await migrate_environments(
             envs,
             lock_timeout_ms,
             lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+            create=create_database,
         )
         for line in lines:
             out.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -121,7 +149,8 @@ def backfill(
 @app.command()
 def enqueue(
     paths: Annotated[
-        list[str], typer.Argument(help="PDF files or directories (searched recursively).")
+        list[str],
+        typer.Argument(metavar="FILE|DIR", help="PDF files or directories (searched recursively)."),
     ],
     source: Annotated[DocumentSource, typer.Option(help="Document type.")],
     env: Annotated[
@@ -135,20 +164,22 @@ def enqueue(
     ] = None,
 ) -> None:
     """Queue local PDFs for OCR (status 3). Files already queued and not done are reported."""
-    from pool.ingest import batches, enqueue_batch, scan
+    from pool.ingest import batches, duplicate_line, enqueue_batch, scan, summary_line
     from pool.queues import queue_stores
 
     settings = _settings()
     target = _resolve_env(settings, env)
     found = scan(paths)
-    for missing in found.missing:
-        err.print(f"ocr-pool: not found: {missing}", markup=False, highlight=False)
+    for problem in found.problems():
+        err.print(f"ocr-pool: {problem}", markup=False, highlight=False, soft_wrap=True)
     if found.skipped:
         err.print(f"skipped {len(found.skipped)} non-PDF file(s) in directories", highlight=False)
 
     async def main() -> tuple[int, list[tuple[str, int]]]:
         created = 0
         duplicates: list[tuple[str, int]] = []
+        if not found.files:
+            return created, duplicates
         async with queue_stores(settings, [target]) as (store,):
             with Progress(
                 TextColumn("enqueue"),
@@ -173,14 +204,19 @@ def enqueue(
 
     created, duplicates = _run(main)
     for path, status in duplicates:
-        out.print(f"already queued (status {status}): {path}", markup=False, highlight=False)
+        out.print(
+            duplicate_line(path, status, source, env),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(
-        f"queued {created} {source.value} document(s) in '{target.name}'; "
-        f"{len(duplicates)} already queued; {len(found.missing)} not found",
+        summary_line(created, len(duplicates), source, target.name, found),
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
-    if found.missing:
+    if found.refused:
         raise typer.Exit(1)
 
 
@@ -260,6 +296,7 @@ register_capacity(app)
 register_gemini(app)
 register_simulator(app)
 register_lockdown(app)
+register_cleanup(app)
 
 
 @app.command()
@@ -320,8 +357,11 @@ def demo(
     out.print(summary_table(manager))
 
 
+finish(app)
+
+
 def main() -> None:
-    app()
+    app(prog_name="ocr-pool")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@ report what the Supabase API roles can do on the pre-existing shared tables."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from migrations import load_queries
 from migrations.exposure import exposure_report
 from migrations.runner import (
     DEFAULT_LOCK_TIMEOUT_MS,
@@ -14,11 +18,80 @@ from migrations.runner import (
     StepEvent,
     apply_migrations,
 )
-from pool.settings import QueueEnvironment
+from pool.settings import QueueEnvironment, SettingsError, redact_url
 from workers.store import StoreError, StoreUnavailable
 from workers.store.postgres import connection_options
 
 Progress = Callable[[str], None]
+_Q = load_queries(Path(__file__).with_name("migrate.sql"))
+MAINTENANCE_DATABASE = "postgres"
+CREATE_HINT = (
+    "create it with `ocr-pool migrate --create-database` (a local server) "
+    "or ask the server's administrator"
+)
+
+
+class MissingDatabase(StoreUnavailable):
+    """The server answered, but the database named in the URL does not exist."""
+
+
+# --- the URL, read as libpq reads it (pure) -----------------------------------------
+
+
+def _host_param(url: str) -> str | None:
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if key == "host":
+            return value
+    return None
+
+
+def server_host(url: str) -> str:
+    """The host a Postgres URL points at: its `host=` query parameter or the netloc's
+    host; empty when neither is given (libpq then uses the local Unix socket)."""
+    return _host_param(url) or urlsplit(url).hostname or ""
+
+
+def is_local_server(url: str) -> bool:
+    """Whether the URL's server is on this machine: a Unix socket (no host, or a
+    directory), `localhost`, or a loopback address."""
+    hosts = [h.strip() for h in server_host(url).split(",")]
+    return all(_is_local_host(host) for host in hosts)
+
+
+def _is_local_host(host: str) -> bool:
+    if not host or host.startswith("/") or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def database_name(url: str) -> str:
+    """The database a URL names (its path; `dbname=` in the query wins); libpq's
+    default, the user name, when it names none."""
+    parts = urlsplit(url)
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "dbname" and value:
+            return value
+    name = unquote(parts.path.lstrip("/"))
+    return name or unquote(parts.username or "") or "postgres"
+
+
+def maintenance_url(url: str) -> str:
+    """The same server, user and options, on its maintenance database `postgres`."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "dbname"]
+    return urlunsplit(parts._replace(path=f"/{MAINTENANCE_DATABASE}", query=urlencode(query)))
+
+
+def server_label(url: str) -> str:
+    """The server part of a URL, for messages (no password, no database)."""
+    parts = urlsplit(redact_url(url))
+    return urlunsplit(parts._replace(path="", query="", fragment="")) or url
+
+
+# --- connections ---------------------------------------------------------------------
 
 
 def no_direct_url(env: QueueEnvironment, fallback: str) -> str:
@@ -34,14 +107,73 @@ async def connect_direct(env: QueueEnvironment) -> asyncpg.Connection:
     """A direct connection to `env`'s database (which must have a URL)."""
     if env.database_url is None:
         raise StoreUnavailable(no_direct_url(env, "or use the Supabase SQL editor"))
-    dsn, options = connection_options(env.database_url.get_secret_value())
+    url = env.database_url.get_secret_value()
+    dsn, options = connection_options(url)
     try:
         return await asyncpg.connect(dsn, timeout=10, **options)
+    except asyncpg.InvalidCatalogNameError:
+        raise MissingDatabase(
+            f"queue database '{env.name}': database \"{database_name(url)}\" does not exist on "
+            f"{server_label(url)}; {CREATE_HINT}"
+        ) from None
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StoreUnavailable(
             f"cannot reach queue database '{env.name}' ({env.display_target}): "
             f"{str(exc).strip() or type(exc).__name__}"
         ) from None
+
+
+def check_can_create(envs: list[QueueEnvironment]) -> None:
+    """`--create-database` is for a local server: refuse it (SettingsError, exit 2)
+    before anything runs when an environment's server is elsewhere."""
+    for env in envs:
+        if env.database_url is None:
+            continue
+        url = env.database_url.get_secret_value()
+        if not is_local_server(url):
+            raise SettingsError(
+                f"--create-database creates a database on a local server only (a Unix "
+                f"socket, localhost or a loopback address); '{env.name}' is on "
+                f'{server_host(url)}: create "{database_name(url)}" there with the '
+                "provider's tools, then run `ocr-pool migrate`"
+            )
+
+
+async def create_database(env: QueueEnvironment) -> str:
+    """Create `env`'s database, connecting to the maintenance database `postgres` of the
+    same server as the same user. Returns the line to print; StoreError if refused."""
+    assert env.database_url is not None
+    url = env.database_url.get_secret_value()
+    name = database_name(url)
+    server = server_label(url)
+    dsn, options = connection_options(maintenance_url(url))
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10, **options)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StoreError(
+            f'{env.name}: cannot create database "{name}": the maintenance database '
+            f'"{MAINTENANCE_DATABASE}" on {server} refused the connection: '
+            f"{str(exc).strip() or type(exc).__name__}"
+        ) from None
+    try:
+        statement = await conn.fetchval(_Q["create_database_statement"], name)
+        await conn.execute(statement)
+    except asyncpg.DuplicateDatabaseError:
+        return f'{env.name}: database "{name}" was just created by another run'
+    except asyncpg.InsufficientPrivilegeError:
+        user = unquote(urlsplit(url).username or "") or "(default user)"
+        raise StoreError(
+            f'{env.name}: role "{user}" may not create databases on {server} (it needs '
+            f'CREATEDB): ask the server\'s administrator to create "{name}"'
+        ) from None
+    except asyncpg.PostgresError as exc:
+        raise StoreError(
+            f'{env.name}: cannot create database "{name}" on {server}: '
+            f"{str(exc).strip() or type(exc).__name__}"
+        ) from None
+    finally:
+        await conn.close()
+    return f'{env.name}: created database "{name}" on {server}'
 
 
 def step_progress(env: str, progress: Progress) -> Callable[[StepEvent], None]:
@@ -70,13 +202,15 @@ async def migrate_environments(
     envs: list[QueueEnvironment],
     lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
     progress: Progress | None = None,
+    create: bool = False,
 ) -> tuple[list[str], list[str]]:
     """Migrate every environment that has a direct database URL.
 
     Returns (report lines, problems). Supabase-only environments are problems:
     DDL does not go through PostgREST, so they are migrated from the SQL editor
     or the Supabase CLI (README), or by setting `{ENV}_DATABASE_URL`. `progress`
-    hears about lock waits as they happen.
+    hears about lock waits as they happen. With `create`, a database missing from its
+    (local) server is created first (`check_can_create` is the caller's to call).
     """
     lines: list[str] = []
     problems: list[str] = []
@@ -88,7 +222,13 @@ async def migrate_environments(
                 )
             )
             continue
-        conn = await connect_direct(env)
+        try:
+            conn = await connect_direct(env)
+        except MissingDatabase:
+            if not create:
+                raise
+            lines.append(await create_database(env))
+            conn = await connect_direct(env)
         try:
             report = await apply_migrations(
                 conn,

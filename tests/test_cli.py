@@ -7,12 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from importlib.metadata import version
 from pathlib import Path
 
 import anyio
+import asyncpg
 import pytest
 
-from tests.support.databases import temporary_database, truncate_queue
+from migrations import load_queries
+from tests.support.databases import database_url, temporary_database, truncate_queue
 
 SECRET = "pw-Zq81-unseen"
 
@@ -128,3 +132,242 @@ def test_unmigrated_database_says_so(tmp_path: Path) -> None:
         result = ocr_pool("status", env={"DATABASE_URL": url}, cwd=tmp_path)
     assert result.returncode == 1
     assert "run `ocr-pool migrate`" in result.stderr
+
+
+# --- the operator's kit: every bad input gets its one-line answer ----------------------
+
+K = load_queries(Path(__file__).parent / "support" / "operator_kit.sql")
+
+
+async def sql(url: str, name: str, *args: object) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(K[name], *args)
+    finally:
+        await conn.close()
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(database_url("postgres"))
+    try:
+        await conn.execute(await conn.fetchval(K["drop_database_statement"], name))
+    finally:
+        await conn.close()
+
+
+def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return result.stderr.strip().splitlines()
+
+
+def test_version_comes_from_the_package(tmp_path: Path) -> None:
+    result = ocr_pool("--version", env={}, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, f"ocr-pool {version('ocr-pool')}\n")
+
+
+def test_every_help_is_clean() -> None:
+    """The group's and every command's help (in-process: one import, not one per
+    command): no type shown for a flag, none of typer's `<list[...]>` / `<int range>`."""
+    from typer.testing import CliRunner
+
+    from pool.cli import app
+
+    names = [
+        info.name or getattr(info.callback, "__name__", "").replace("_", "-")
+        for info in app.registered_commands
+    ]
+    assert {"migrate", "enqueue", "cleanup", "status", "start"} <= set(names)
+    runner = CliRunner()
+    for args in ([], *([name] for name in names)):
+        result = runner.invoke(app, [*args, "--help"], prog_name="ocr-pool", env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage: ocr-pool" in result.output
+        for noise in ("<bool>", "<list[", " range>"):
+            assert noise not in result.output, (args, noise)
+
+
+def test_shell_completion_is_on(tmp_path: Path) -> None:
+    assert "--install-completion" in ocr_pool("--help", env={}, cwd=tmp_path).stdout
+    script = ocr_pool(
+        "--show-completion",
+        "bash",
+        env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
+        cwd=tmp_path,
+    )
+    assert script.returncode == 0, script.stderr
+    assert "_OCR_POOL_COMPLETE=complete_bash" in script.stdout
+    completed = ocr_pool(
+        env={
+            "_OCR_POOL_COMPLETE": "complete_bash",
+            "COMP_WORDS": "ocr-pool enq",
+            "COMP_CWORD": "1",
+        },
+        cwd=tmp_path,
+    )
+    assert completed.stdout.split() == ["enqueue"]
+
+
+def test_settings_typos_warn_once_each_without_their_value(
+    db_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(f"GEMINI_RPMLIMIT={SECRET}\n")
+    env = {
+        **db_env,
+        "OCR_WORKER_POOLSIZE": SECRET,
+        "OCR_TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+        "OCR_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    result = ocr_pool("requeue-failed", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stderr_lines(result) == [
+        "ocr-pool: warning: GEMINI_RPMLIMIT (in .env) is not a setting and is ignored; "
+        "did you mean GEMINI_RPM_LIMIT?",
+        "ocr-pool: warning: OCR_WORKER_POOLSIZE (in the environment) is not a setting and is "
+        "ignored; did you mean OCR_WORKER_POOL_SIZE?",
+    ]
+    assert SECRET not in result.stdout + result.stderr
+    # A wrong value still stops with its own line, after the warnings.
+    bad = ocr_pool("status", env={**env, "OCR_WORKER_POOL_SIZE": "0"}, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert len(stderr_lines(bad)) == 3
+    assert stderr_lines(bad)[2].startswith("ocr-pool: OCR_WORKER_POOL_SIZE: ")
+
+
+def test_enqueue_refuses_a_named_non_pdf(db_env: dict[str, str], tmp_path: Path) -> None:
+    page = tmp_path / "page.tif"
+    page.write_bytes(b"II*\x00 not a pdf")
+    disguised = tmp_path / "download.pdf"
+    disguised.write_bytes(b"<html>404 Not Found</html>")
+    result = ocr_pool(
+        "enqueue", str(page), str(disguised), "--source", "acte", env=db_env, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        f"ocr-pool: not a PDF (no %PDF- header in its first 1 KB), not queued: {page}",
+        f"ocr-pool: not a PDF (no %PDF- header in its first 1 KB), not queued: {disguised}",
+    ]
+    assert result.stdout == (
+        "queued 0 acte document(s) in 'default'; 0 already queued; 0 not found; 2 not a PDF\n"
+    )
+
+
+def test_enqueue_says_a_directory_holds_no_pdf(db_env: dict[str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = ocr_pool("enqueue", str(empty), "--source", "index", env=db_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        f"ocr-pool: no PDF in {empty} (searched for *.pdf at any depth)"
+    ]
+    assert result.stdout == (
+        "queued 0 index document(s) in 'default'; 0 already queued; 0 not found; "
+        "1 directory without a PDF\n"
+    )
+
+
+def test_enqueue_duplicates_are_per_source_and_a_failed_file_hints_requeue(
+    db_env: dict[str, str], tmp_path: Path
+) -> None:
+    scan_pdf = tmp_path / "scan.pdf"
+    scan_pdf.write_bytes(b"%PDF-1.4 scan")
+    uri = scan_pdf.as_uri()
+    for source in ("index", "acte"):
+        first = ocr_pool("enqueue", str(scan_pdf), "--source", source, env=db_env, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.startswith(f"queued 1 {source} document(s) in 'default'; ")
+    again = ocr_pool("enqueue", str(scan_pdf), "--source", "index", env=db_env, cwd=tmp_path)
+    assert (again.returncode, again.stdout.splitlines()[0]) == (
+        0,
+        f"already queued (status 3): {uri}",
+    )
+    anyio.run(sql, db_env["DATABASE_URL"], "fail_path", uri)  # both rows failed in OCR
+    failed = ocr_pool(
+        "enqueue", str(scan_pdf), "--source", "acte", "--env", "default", env=db_env, cwd=tmp_path
+    )
+    assert failed.returncode == 0, failed.stderr
+    assert failed.stdout.splitlines() == [
+        f"failed earlier (status 4), not queued again: {uri}; `ocr-pool requeue-failed "
+        "--source acte --env default` gives failed documents fresh attempts",
+        "queued 0 acte document(s) in 'default'; 1 already queued; 0 not found",
+    ]
+
+
+def test_migrate_a_missing_database(tmp_path: Path) -> None:
+    name = f"ocr_test_missing_{uuid.uuid4().hex[:8]}"
+    url = database_url(name)
+    server = url.rsplit("/", 1)[0]
+    try:
+        missing = ocr_pool("migrate", env={"DATABASE_URL": url}, cwd=tmp_path)
+        assert missing.returncode == 1
+        assert stderr_lines(missing) == [
+            f"ocr-pool: queue database 'default': database \"{name}\" does not exist on "
+            f"{server}; create it with `ocr-pool migrate --create-database` (a local server) "
+            "or ask the server's administrator"
+        ]
+        created = ocr_pool("migrate", "--create-database", env={"DATABASE_URL": url}, cwd=tmp_path)
+        assert created.returncode == 0, created.stderr
+        lines = created.stdout.splitlines()
+        assert lines[0] == f'default: created database "{name}" on {server}'
+        assert lines[1].startswith("default: applied 0001_queue_table, ")
+        again = ocr_pool("migrate", "--create-database", env={"DATABASE_URL": url}, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("default: up to date")
+    finally:
+        anyio.run(drop_database, name)
+
+
+def test_create_database_refuses_a_remote_server(tmp_path: Path) -> None:
+    url = f"postgresql://u:{SECRET}@db.example.invalid:5432/ocr_pool"
+    result = ocr_pool("migrate", "--create-database", env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert stderr_lines(result) == [
+        "ocr-pool: --create-database creates a database on a local server only (a Unix "
+        "socket, localhost or a loopback address); 'default' is on db.example.invalid: "
+        'create "ocr_pool" there with the provider\'s tools, then run `ocr-pool migrate`'
+    ]
+
+
+def test_create_database_refused_without_createdb(tmp_path: Path) -> None:
+    admin = database_url("postgres")
+    anyio.run(sql, admin, "create_role_without_createdb")
+    name = f"ocr_test_nocreate_{uuid.uuid4().hex[:8]}"
+    url = database_url(name).replace("://postgres@", "://ocr_test_no_createdb@", 1)
+    server = url.rsplit("/", 1)[0]
+    try:
+        result = ocr_pool("migrate", "--create-database", env={"DATABASE_URL": url}, cwd=tmp_path)
+    finally:
+        anyio.run(sql, admin, "drop_role_without_createdb")
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        f'ocr-pool: default: role "ocr_test_no_createdb" may not create databases on {server} '
+        f'(it needs CREATEDB): ask the server\'s administrator to create "{name}"'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("30", "expected a whole number and a unit d, h or m (e.g. 30d, 12h, 90m), got '30'"),
+        ("0d", "must be longer than 0, got '0d'"),
+    ],
+)
+def test_cleanup_bad_duration(value: str, problem: str, tmp_path: Path) -> None:
+    result = ocr_pool("cleanup", "--older-than", value, env={}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert stderr_lines(result) == [f"ocr-pool: --older-than: {problem}"]
+
+
+def test_cleanup_dry_run(db_env: dict[str, str], tmp_path: Path) -> None:
+    anyio.run(sql, db_env["DATABASE_URL"], "seed_old_queue")
+    result = ocr_pool("cleanup", "--older-than", "30d", "--dry-run", env=db_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "default: ocr_pool_allocations: would delete 0 allocation decisions made more than 30d ago",
+        "default: ocr_result_cache: would delete 0 cached results last used more than 30d ago",
+        "default: ocr_queue_outages: would delete 0 outage reports ended more than 30d ago",
+        "default: ocr_gemini_day_usage: would delete 0 daily Gemini counts last updated more "
+        "than 30d ago",
+    ]
+    done = ocr_pool("cleanup", "--older-than", "1m", env=db_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    counts = anyio.run(sql, db_env["DATABASE_URL"], "own_table_counts")
+    assert counts[0]["queue"] == 6  # year-old queue rows of every status stay
