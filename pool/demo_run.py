@@ -26,6 +26,7 @@ from pool.runtime import open_runtime
 from pool.samples import write_samples
 from pool.settings import Settings, load_settings
 from pool.snapshot import PoolSnapshot
+from pool.stats import StatsSnapshot
 from pool.tables import Column, FitTable
 from workers.store import DocumentSource
 from workers.store.postgres import connection_options
@@ -115,7 +116,11 @@ async def run_demo(
 
 
 def summary_table(manager: PoolManager) -> FitTable:
-    stats = manager.stats.snapshot()
+    return summary_of(manager.stats.snapshot())
+
+
+def summary_of(stats: StatsSnapshot) -> FitTable:
+    """The demo's last table: per type, what was done and what it cost."""
     table = FitTable(
         (
             Column("type", justify="left", key=True),

@@ -81,7 +81,7 @@ def used_of(used: float, limit: float | None, fmt: Callable[[float], str] | None
 def _cooldown(m: ModelUsage) -> str:
     if m.cooldown_seconds <= 0:
         return "-"
-    reason = clip(m.cooldown_reason, 40) if m.cooldown_reason else ""
+    reason = clip(m.cooldown_reason, MAX_ERROR_CHARS) if m.cooldown_reason else ""
     return f"{m.cooldown_seconds:.1f}s {reason}".rstrip()
 
 

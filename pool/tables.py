@@ -153,12 +153,19 @@ class FitTable:
             table = self._table(narrow, style)
             yield table, self._needs(table, narrow)
 
-    def blocks(self) -> RenderableType:
-        """Layout 4: one block per row."""
+    def blocks(self, width: int = _BIG) -> RenderableType:
+        """Layout 4: one block per row; its labels are the full headers on one line, or
+        the narrow ones when a value would not fit beside a full one."""
         parts: list[RenderableType] = []
         if self.title:
             parts.append(Text(self.title, style="table.title"))
         keys = [n for n, c in enumerate(self.columns) if c.key] or [0]
+        shown = [n for n in range(len(self.columns)) if n not in keys]
+        figures = [n for n in shown if not self.columns[n].free]
+        widest = max((c[n].cell_len for c, _ in self.rows for n in figures), default=0)
+        labels = {n: self.columns[n].label for n in shown}
+        if 2 + max(map(len, labels.values()), default=0) + 2 + widest > width:
+            labels = {n: " ".join((c.narrow or c.header).split()) for n, c in self._at(shown)}
         for cells, row_style in self.rows:
             heading = Text(" · ").join(cells[n] for n in keys)
             heading.stylize("bold")
@@ -167,18 +174,20 @@ class FitTable:
             grid = Table.grid(padding=(0, 2))
             grid.add_column(no_wrap=True, style="dim")
             grid.add_column(overflow="fold")
-            for n, column in enumerate(self.columns):
-                if n not in keys:
-                    grid.add_row(column.label, cells[n])
+            for n in shown:
+                grid.add_row(labels[n], cells[n])
             parts += [heading, Padding(grid, (0, 0, 0, 2), expand=False)]
         return Group(*parts)
+
+    def _at(self, indexes: Iterable[int]) -> Iterable[tuple[int, Column]]:
+        return ((n, self.columns[n]) for n in indexes)
 
     def layout(self, width: int) -> RenderableType:
         """The first layout that shows every value whole in `width` columns."""
         for table, needs in self.tables():
             if needs <= width:
                 return table
-        return self.blocks()
+        return self.blocks(width)
 
     # -- Rich protocol ------------------------------------------------------------------------
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

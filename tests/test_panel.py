@@ -1,16 +1,21 @@
-"""The status panel and its one-line log form, rendered from a known snapshot."""
+"""The status panel, its plain block (stdout not a terminal), its JSON object and its
+one-line form, rendered from a known snapshot; and what `status_printer` picks."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import re
 
 import pytest
 from rich.console import Console
 
 from capacity import LeaseInfo, Resources, ServerState
-from pool.panel import compact, duration, render_line, render_panel
+from pool.logs import LogFormat
+from pool.panel import compact, duration, panel_json, render_block, render_line, render_panel
 from pool.snapshot import Allocation, ModeWorkers, PoolSnapshot, tally_workers
+from pool.start import status_printer
 from pool.stats import PoolStats
 from ratelimit import FleetUsage, ModelUsage
 from workers.store import DocumentSource, SourceComposition
@@ -385,3 +390,113 @@ def test_render_line_when_sources_are_unavailable() -> None:
     assert "staging unreadable" in line
     assert "capacity not used" in render_line(sample_snapshot(capacity=None))
     assert "| stopping |" in render_line(sample_snapshot(stopping=True))
+
+
+# -- the plain block (stdout not a terminal) ---------------------------------------------------
+def test_render_block_is_a_head_line_and_indented_plain_lines() -> None:
+    block = render_block(sample_snapshot())
+    lines = block.splitlines()
+    assert lines[0] == "ocr-pool pool-a on srv-1 | up 1h02m | 4 workers | ready"
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert not set(block) & set("╭╮╰╯│─┃━…")  # no box drawing, nothing cut
+    assert max(len(line) for line in lines) < 200
+    assert "  allocation: index 3, acte 1 of 4 - index backlog 10x acte" in lines
+    assert (
+        "  workers: index target 3, 2 busy, 1 idle, 1 on the other type;"
+        " acte target 1, 1 busy, 0 idle"
+    ) in lines
+    assert "  queue prod index: 120 waiting, 3 delayed, 2 in progress" in lines
+    assert "  queue dev acte: 5 waiting, 0 delayed, 4 in progress" in lines
+    assert "  gemini, whole fleet (last 60 s, 6 workers seen):" in lines
+    assert (
+        f"    {FLASH}: requests 1,234 / 1,280 (96%), input tokens 3.46M / 5.12M (68%),"
+        " today 40,000 / 100,000 (40%), ceiling 80%, waiting 2, 429s 7,"
+        " cooldown 12.5s 429 from google"
+    ) in lines
+    assert (
+        "  capacity of srv-1: CPU 3.5 / 6.4 (55%), RAM GB 1.75 / 12.8 (14%),"
+        " host CPU 42% RAM 55%; holders: acte 1, index 1, registre 1"
+    ) in lines
+    assert (
+        "    index: 4 completed, 0 requeued, 0 failed, 0 lost, 1 cache hits, 16 Gemini calls,"
+        " 40k input tokens, 0.8/min (5m), mean 187.1s"
+    ) in lines
+    assert "    last acte error (requeued, prod 78, 30s ago): Gemini 503" in lines
+
+
+def test_render_block_when_sources_are_unavailable_or_crashing() -> None:
+    block = render_block(
+        sample_snapshot(
+            gemini=None,
+            gemini_error="Redis: refused\nretrying [bold]now[/bold]",
+            capacity=None,
+            capacity_error="Redis: timeout",
+            ready=False,
+            ready_reason="starting up",
+            queue_errors={"staging": "down"},
+            worker_crashes=2,
+            worker_restarts=1,
+            workers_down=1,
+        )
+    )
+    lines = block.splitlines()
+    assert lines[0].endswith("| not ready (starting up)")
+    assert "  worker crashes 2, restarted 1, down 1" in lines
+    assert "  gemini unavailable: Redis: refused retrying [bold]now[/bold]" in lines
+    assert "  capacity unavailable: Redis: timeout" in lines
+    assert "  queue staging unreadable: down" in lines
+
+
+# -- the JSON object (OCR_LOG_FORMAT=json) ----------------------------------------------------
+def test_panel_json_has_every_figure() -> None:
+    data = json.loads(json.dumps(panel_json(sample_snapshot())))
+    assert (data["pool"], data["server"], data["state"], data["pool_size"]) == (
+        "pool-a",
+        "srv-1",
+        "ready",
+        4,
+    )
+    assert data["allocation"] == {"index": 3, "acte": 1, "reason": "index backlog 10x acte"}
+    assert data["workers"]["index"] == {"target": 3, "busy": 2, "idle": 1, "other_type": 1}
+    assert data["queue"]["prod"]["index"] == {"waiting": 120, "delayed": 3, "in_progress": 2}
+    flash = data["gemini"]["models"][0]
+    assert (flash["model"], flash["rpm"], flash["rpm_effective"]) == (FLASH, 1234, 1280)
+    assert data["capacity"]["allocated"] == {"cpu": 3.5, "ram_gb": 1.75}
+    assert data["since_start"]["index"]["completed"] == 4
+    assert data["since_start"]["index"]["mean_seconds"] == pytest.approx(187.125)
+    assert data["last_errors"]["acte"]["message"] == "Gemini 503"
+    assert data["supervision"]["worker_crashes"] == 0
+    down = panel_json(sample_snapshot(gemini=None, gemini_error="Redis: refused", capacity=None))
+    assert down["gemini"] == {"error": "Redis: refused"}
+    assert down["capacity"] is None
+
+
+# -- what the printer picks ---------------------------------------------------------------------
+def printed(fmt: LogFormat, terminal: bool) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=terminal, width=80, color_system=None)
+    status_printer(console, fmt)(sample_snapshot())
+    return buffer.getvalue()
+
+
+def test_printer_on_a_terminal_draws_the_panel() -> None:
+    text = printed("text", terminal=True)
+    assert text.startswith("╭─ ocr-pool pool-a on srv-1")
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_printer_not_on_a_terminal_writes_the_plain_block() -> None:
+    text = printed("text", terminal=False)
+    assert text == render_block(sample_snapshot()) + "\n"
+    assert len(text.splitlines()) > 10  # a block, not one line of ~700 characters
+
+
+def test_printer_with_json_writes_one_object_per_panel() -> None:
+    for terminal in (True, False):
+        text = printed("json", terminal=terminal)
+        (line,) = text.splitlines()
+        data = json.loads(line)
+        assert (data["level"], data["logger"], data["message"]) == ("INFO", "pool.status", "status")
+        assert data["timestamp"]
+        assert data["status"] == json.loads(json.dumps(panel_json(sample_snapshot())))
