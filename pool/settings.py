@@ -505,6 +505,8 @@ NOT_SETTINGS = frozenset(
         "OCR_PG_PORT",
         "OCR_REDIS_PORT",
         "OCR_SERVICES_DIR",
+        # docker compose's own (deploy/compose.yaml reads it from deploy/.env).
+        "OCR_POOL_IMAGE",
     }
 )
 """Variables of ocr-pool's families read by its scripts and tests, never by `Settings`:

@@ -224,8 +224,9 @@ def test_settings_typos_reads_the_environment_and_dotenv(tmp_path: Path) -> None
 
 
 def test_every_variable_the_repository_reads_is_a_setting_or_allowed() -> None:
-    """Scripts and tests read some OCR_* variables themselves (os.environ, shell
-    `${NAME}`): each must be in NOT_SETTINGS, or the test run itself would warn."""
+    """Scripts, tests and deploy files read some OCR_* variables themselves (os.environ,
+    shell and compose `${NAME}`): each must be in NOT_SETTINGS, or the test run (or a
+    command run beside deploy/.env) would warn."""
     root = Path(__file__).resolve().parent.parent
     read = re.compile(
         r"""(?:os\.environ\.get\(|os\.getenv\(|os\.environ\[)\s*["']([A-Z][A-Z0-9_]*)["']"""
@@ -234,6 +235,10 @@ def test_every_variable_the_repository_reads_is_a_setting_or_allowed() -> None:
     files = [
         *root.glob("scripts/*.sh"),
         *root.glob(".ci/*"),
+        *root.glob("deploy/**/*.sh"),
+        *root.glob("deploy/**/*.y*ml"),
+        *root.glob("deploy/**/*.env.example"),
+        *root.glob("deploy/**/Dockerfile"),
         *(p for d in ("tests", "pool", "workers", "benchmarks") for p in root.glob(f"{d}/**/*.py")),
     ]
     names = {
@@ -247,3 +252,15 @@ def test_every_variable_the_repository_reads_is_a_setting_or_allowed() -> None:
     assert "OCR_TEST_DATABASE_URL" in names
     unknown = [u.name for u in unknown_settings({"the repository": names})]
     assert unknown == []
+
+
+def test_env_example_points_at_a_database_of_its_own() -> None:
+    """Not the server's `postgres` maintenance database, where the queue's tables would
+    mix with whatever else lives there."""
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    (url,) = [
+        line.split("=", 1)[1]
+        for line in example.read_text().splitlines()
+        if line.startswith("DATABASE_URL=")
+    ]
+    assert url == "postgresql://postgres@127.0.0.1:5432/ocr_pool"
