@@ -28,7 +28,7 @@ async def cleanup_environments(
     problems: list[str] = []
     for env in envs:
         if env.database_url is None:
-            problems.append(no_direct_url(env, "or run the cleanup SQL of the README"))
+            problems.append(no_direct_url(env, "then run `ocr-pool cleanup` again"))
             continue
         lines += await clean_environment(
             env,

@@ -371,3 +371,14 @@ def test_cleanup_dry_run(db_env: dict[str, str], tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     counts = anyio.run(sql, db_env["DATABASE_URL"], "own_table_counts")
     assert counts[0]["queue"] == 6  # year-old queue rows of every status stay
+
+
+def test_cleanup_needs_a_direct_url(tmp_path: Path) -> None:
+    env = {"DEV_SUPABASE_URL": "https://dev.supabase.invalid", "DEV_SUPABASE_SERVICE_KEY": SECRET}
+    result = ocr_pool("cleanup", "--older-than", "30d", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        "ocr-pool: dev: no direct database URL (DEV_DATABASE_URL); set it (Supabase: "
+        "Dashboard > Connect, session pooler or direct host), then run `ocr-pool cleanup` again"
+    ]
+    assert SECRET not in result.stdout + result.stderr
