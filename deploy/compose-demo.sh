@@ -28,6 +28,7 @@ POOL_1_PORT=${POOL_1_METRICS_PORT:-9464}
 POOL_2_PORT=${POOL_2_METRICS_PORT:-9465}
 PROM_PORT=${PROMETHEUS_PORT:-9090}
 TIMEOUT=${DEMO_TIMEOUT_SECONDS:-600}
+WORK_LOG=$(mktemp)
 
 say() { printf '\n== %s\n' "$*"; }
 finish() {
@@ -42,6 +43,7 @@ finish() {
         say "down -v"
         "${DC[@]}" down -v --remove-orphans 2>&1 | tail -n 3
     fi
+    rm -f "$WORK_LOG"
     exit "$rc"
 }
 trap finish EXIT
@@ -95,13 +97,16 @@ say "ocr-pool status (from pool-1's container)"
 say "health of the pools (host ports bound to 127.0.0.1)"
 probe "http://127.0.0.1:${POOL_1_PORT}/readyz"
 probe "http://127.0.0.1:${POOL_2_PORT}/readyz"
-python3 - "$POOL_1_PORT" <<'EOF'
+python3 - "$POOL_1_PORT" "$POOL_2_PORT" <<'EOF'
 import sys, urllib.request
-body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
-wanted = ("ocr_pool_ready ", "ocr_pool_jobs_total{", "ocr_pool_gemini_calls_total{")
-for line in body.splitlines():
-    if line.startswith(wanted):
-        print("  pool-1 /metrics:", line)
+for name, port in zip(("pool-1", "pool-2"), sys.argv[1:]):
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in body.splitlines():
+        if line.startswith(("ocr_pool_info", "ocr_pool_ready ")) or (
+            line.startswith(("ocr_pool_jobs_total{", "ocr_pool_gemini_calls_total{"))
+            and ('outcome="completed"' in line or "calls" in line)
+        ):
+            print(f"  {name} /metrics: {line}")
 EOF
 for service in pool-1 pool-2; do
     echo "  $service container health: $(docker inspect -f '{{.State.Health.Status}}' \
@@ -123,10 +128,12 @@ do
     sleep 5
 done
 
-say "pool lines (start-up, first panel line, completions)"
-"${DC[@]}" logs --no-color pool-1 pool-2 \
-    | grep -E "health and metrics|warm|sweep|starting|pool [0-9a-f]+ |complete|ready" \
-    | head -n 20 || true
+say "pool lines (start-up; the capacity ledger's first word)"
+for service in pool-1 pool-2; do
+    "${DC[@]}" logs --no-color "$service" >"$WORK_LOG" 2>&1 || true
+    grep -E "health and metrics|ready on|sweep" "$WORK_LOG" || true
+    grep -m 2 -E "waiting for capacity|admitted" "$WORK_LOG" || true
+done
 
 say "graceful stop of both pools (SIGTERM; jobs in hand finish, exit 0)"
 "${DC[@]}" stop pool-1 pool-2 2>&1 | tail -n 2
