@@ -138,16 +138,26 @@ def _text(value: bytes | str | int) -> str:
 
 
 class _Outage:
-    """Tracks whether Redis is reachable; logs one line when it goes and one when it's back."""
+    """Tracks whether Redis is reachable; logs one line when it goes and one when it's back.
+
+    A single failed call is not an outage: after a Redis restart the pooled connection is
+    dead and the next call reconnects at once. The outage is announced at the second
+    failure in a row (the retry after a short backoff), and only an announced outage is
+    said to be over."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.since: float | None = None
+        self.failures = 0
+        self.announced = False
         self.outages = 0
 
     def failed(self, exc: BaseException) -> None:
         if self.since is None:
             self.since = time.monotonic()
+        self.failures += 1
+        if self.failures >= 2 and not self.announced:
+            self.announced = True
             self.outages += 1
             log.error(
                 "Gemini limiter: Redis unreachable at %s (%s); no Gemini call is made until "
@@ -157,13 +167,15 @@ class _Outage:
             )
 
     def answered(self) -> None:
-        if self.since is not None:
+        if self.announced and self.since is not None:
             log.warning(
                 "Gemini limiter: Redis at %s answers again after %.1f s",
                 self.where,
                 time.monotonic() - self.since,
             )
-            self.since = None
+        self.since = None
+        self.failures = 0
+        self.announced = False
 
     @property
     def down(self) -> bool:

@@ -410,3 +410,23 @@ async def test_redis_down_grants_nothing_logs_once_and_resumes_after_a_fence(
     with anyio.fail_after(2):
         await pool_b.acquire(MODEL, 10)
     await client.aclose()
+
+
+async def test_a_quick_redis_restart_is_not_an_outage(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis restarted between two calls: the pooled connection is dead, the next call
+    reconnects at once. That is no outage: no ERROR line and no "answers again after
+    0.0 s" line (an outage is a failure that persists past one retry)."""
+    client = Redis.from_url(private_redis.url, socket_timeout=1, socket_connect_timeout=1)
+    config = LimiterConfig(Quota(1000, 1_000_000), window_seconds=0.2, max_poll_seconds=0.02)
+    limiter = GeminiLimiter(client, config)
+    await limiter.acquire(MODEL, 10)
+    caplog.set_level(logging.INFO, logger="ratelimit")
+    private_redis.restart()
+    with anyio.fail_after(5):
+        await limiter.acquire(MODEL, 10)
+    said = [r.getMessage() for r in caplog.records if r.name == "ratelimit"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], said
+    assert not [m for m in said if "answers again" in m], said
+    await client.aclose()
