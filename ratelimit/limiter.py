@@ -14,6 +14,10 @@ margin, never later than the answer (`ratelimit.policy`). A waiter may be grante
 until then. Settlements cost no round trip of their own: they ride on this process's next
 call to Redis, or go on their own after `settle_delay_seconds`.
 
+The estimate counters of the reconciles an acquire carried (the stats hash) are summed in
+the process and go with its next publish (once a second in a pool) or settle, at the
+latest after `COUNTERS_DELAY_SECONDS`: the hot path writes none of them.
+
 When Redis cannot be reached, nothing is granted (fail closed): waiters retry with backoff
 and one line is logged per outage.
 """
@@ -24,6 +28,7 @@ import asyncio
 import logging
 import random
 import secrets
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,10 +38,10 @@ import anyio
 import sniffio
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ratelimit.config import LimiterConfig, check_model, day_offset_seconds
+from ratelimit.config import LimiterConfig, Quota, check_model, day_offset_seconds
 from ratelimit.estimate import EstimateStats
 from ratelimit.policy import arrival_bound_us, local_deadline, quota_dimension
 from ratelimit.quota_error import QuotaSignal
@@ -52,6 +57,9 @@ MAX_CARRIED = 256
 """Settlements carried by one call at most (the rest go with the next)."""
 DAY_OFFSET_SECONDS = 60.0
 """The quota day's offset from UTC is looked up again after this long (DST changes)."""
+COUNTERS_DELAY_SECONDS = 2.0
+"""Estimate counters summed in the process wait at most this long for a publish (a pool's
+publisher runs every second) or settle to carry them, then go on their own."""
 
 
 class LimiterError(Exception):
@@ -87,6 +95,8 @@ class Reservation:
     asked_at: float = 0.0
     """monotonic time just before the granting call left for Redis"""
     flight_seconds: float = 300.0
+    flight_us: int = 300_000_000
+    """the same in microseconds, as the grant's in-flight stamp was computed"""
     sent_at: float | None = None
     """monotonic time `wire()` let the request go"""
     body_bytes: int = 0
@@ -131,6 +141,39 @@ class _Settlement:
             f"{self.model}|{self.id}|{self.granted_us}|{self.estimate}|{self.kind}|"
             f"{self.actual}|{self.arrival_after_us}|{self.worker}"
         )
+
+
+Counters = dict[str, list[int]]
+"""model -> [reconciled, estimated tokens, actual tokens, abs error tokens] not yet in its
+stats hash (COUNTERS in window.lua)"""
+
+
+SETTINGS = struct.Struct("<dddddddddd")
+"""acquire.lua's settings numbers (struct.unpack('<dddddddddd') there)"""
+
+
+def acquire_settings(
+    model: str,
+    prefix: str,
+    *,
+    rpm: int,
+    tpm: int,
+    rpd: int,
+    window_us: int,
+    ticket_ttl_us: int,
+    day_offset: int,
+    worker_ttl_us: int,
+    recovery: float,
+    lead_us: int,
+    flight_us: int,
+) -> bytes:
+    """acquire.lua's first argument: ten numbers as little-endian doubles (whole numbers up
+    to 2**53 exactly; the script reads them without parsing text), then 'model|prefix'."""
+    numbers = SETTINGS.pack(
+        rpm, tpm, rpd, window_us, ticket_ttl_us, day_offset, worker_ttl_us, recovery,
+        lead_us, flight_us,
+    )  # fmt: skip
+    return numbers + f"{model}|{prefix}".encode()
 
 
 def _text(value: bytes | str | int) -> str:
@@ -203,17 +246,32 @@ class GeminiLimiter:
         kwargs = redis.connection_pool.connection_kwargs
         self._outage = _Outage(f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}")
         self._pending: list[_Settlement] = []
+        self._counters: Counters = {}
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._counters_timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._offset = (0, -1.0)
         self._settings: dict[tuple[str, int, int], bytes] = {}
         self._window_us = config.window_us
         self._worker_ttl_us = _us(config.worker_ttl_seconds)
         self._ticket_ttl_us = _us(config.ticket_ttl_seconds)
+        self._margin = config.wire_margin
+        self._models: dict[str, tuple[str, Quota]] = {}
 
     # -- helpers -------------------------------------------------------------------
     def _metrics(self, model: str) -> ModelMetrics:
-        return self.metrics.setdefault(model, ModelMetrics())
+        metrics = self.metrics.get(model)
+        if metrics is None:
+            metrics = self.metrics[model] = ModelMetrics()
+        return metrics
+
+    def _model(self, model: str) -> tuple[str, Quota]:
+        """The checked model name and its quota (looked up once per name)."""
+        known = self._models.get(model)
+        if known is None:
+            name = check_model(model)
+            known = self._models[model] = (name, self.config.quota_for(name))
+        return known
 
     def _day_offset(self) -> int:
         offset, until = self._offset
@@ -230,19 +288,20 @@ class GeminiLimiter:
         settings = self._settings.get(key)
         if settings is None:
             quota = self.config.quota_for(model)
-            fields = (
-                quota.rpm,
-                quota.tpm,
-                quota.rpd or 0,
-                self._window_us,
-                self._ticket_ttl_us,
-                offset,
-                self._worker_ttl_us,
-                self.config.recovery_per_window,
-                _us(self.config.lead_seconds),
-                flight_us,
+            settings = acquire_settings(
+                model,
+                self.prefix,
+                rpm=quota.rpm,
+                tpm=quota.tpm,
+                rpd=quota.rpd or 0,
+                window_us=self._window_us,
+                ticket_ttl_us=self._ticket_ttl_us,
+                day_offset=offset,
+                worker_ttl_us=self._worker_ttl_us,
+                recovery=self.config.recovery_per_window,
+                lead_us=_us(self.config.lead_seconds),
+                flight_us=flight_us,
             )
-            settings = "|".join(str(f) for f in fields).encode()
             self._settings[key] = settings
         return settings
 
@@ -256,9 +315,14 @@ class GeminiLimiter:
         return len(self._pending)
 
     async def _once(self, script: str, args: Sequence[str | int | float | bytes]) -> Any:
-        """One script call; outage errors propagate, other Redis errors become LimiterError."""
+        """One script call; outage errors propagate, other Redis errors become LimiterError.
+        Called by SHA; a Redis that does not know the script (restarted) gets it loaded."""
+        registered = getattr(self._scripts, script)
         try:
-            reply = await getattr(self._scripts, script)(keys=[], args=list(args))
+            try:
+                reply = await self.redis.evalsha(registered.sha, 0, *args)
+            except NoScriptError:
+                reply = await registered(keys=[], args=list(args))
         except OUTAGE_ERRORS:
             raise
         except RedisError as exc:
@@ -273,27 +337,68 @@ class GeminiLimiter:
         if not self._pending:
             return []
         horizon = time.monotonic() - self.config.max_flight_seconds - self.config.window_seconds
+        if len(self._pending) <= MAX_CARRIED and self._pending[0].made_at > horizon:
+            carried, self._pending = self._pending, []  # the oldest is recent: all are
+            return carried
         carried = [s for s in self._pending[:MAX_CARRIED] if s.made_at > horizon]
         del self._pending[:MAX_CARRIED]
         return carried
 
-    def _put_back(self, carried: list[_Settlement]) -> None:
+    def _put_back(self, carried: list[_Settlement], counters: Counters | None = None) -> None:
+        if counters:
+            self._add_counters(counters)
         if carried:
             self._pending[:0] = carried
             self._schedule_flush(retry=True)
 
+    def _take_counters(self) -> Counters:
+        counters, self._counters = self._counters, {}
+        return counters
+
+    def _add_counters(self, counters: Counters) -> None:
+        for model, sums in counters.items():
+            mine = self._counters.setdefault(model, [0, 0, 0, 0])
+            for k, value in enumerate(sums):
+                mine[k] += value
+
+    def _count(self, carried: list[_Settlement], missing: str) -> None:
+        """Sum the estimate counters of the reconciles an acquire carried, but those whose
+        grant Redis did not find (`missing`: their positions, from 1)."""
+        skip = {int(i) for i in missing.split(",")} if missing else set()
+        counted = False
+        for position, settlement in enumerate(carried, 1):
+            if settlement.kind == "r" and position not in skip:
+                sums = self._counters.get(settlement.model)
+                if sums is None:
+                    sums = self._counters[settlement.model] = [0, 0, 0, 0]
+                sums[0] += 1
+                sums[1] += settlement.estimate
+                sums[2] += settlement.actual
+                sums[3] += abs(settlement.actual - settlement.estimate)
+                counted = True
+        if counted and self._counters_timer is None:
+            self._schedule_counters()
+
     @staticmethod
-    def _carry(carried: list[_Settlement]) -> list[str | int]:
-        return [len(carried), *(settlement.arg() for settlement in carried)]
+    def _carry(carried: list[_Settlement], counters: Counters | None = None) -> list[str | int]:
+        args: list[str | int] = [len(carried), *(settlement.arg() for settlement in carried)]
+        if counters:
+            args.append(len(counters))
+            args.extend(
+                f"{model}|{sums[0]}|{sums[1]}|{sums[2]}|{sums[3]}"
+                for model, sums in counters.items()
+            )
+        return args
 
     async def _carrying(self, script: str, head: Sequence[str | int | float | bytes]) -> Any:
-        """`script` with this process's pending settlements after its own arguments; they
-        are put back if the call did not reach Redis."""
+        """`script` with this process's pending settlements and estimate counters after its
+        own arguments; they are put back if the call did not reach Redis."""
         carried = self._take()
+        counters = self._take_counters()
         try:
-            return await self._once(script, [*head, *self._carry(carried)])
+            return await self._once(script, [*head, *self._carry(carried, counters)])
         except BaseException:
-            self._put_back(carried)
+            self._put_back(carried, counters)
             raise
 
     def _schedule_flush(self, *, retry: bool = False) -> None:
@@ -306,48 +411,84 @@ class GeminiLimiter:
         except RuntimeError:
             return
         delay = self.config.settle_delay_seconds if not retry else 0.25
-        self._flush_timer = loop.call_later(delay, self._start_flush)
+        self._flush_timer = loop.call_later(delay, self._flush_due)
+
+    def _schedule_counters(self) -> None:
+        """Deliver the estimate counters after COUNTERS_DELAY_SECONDS unless a publish or
+        settle carried them by then (asyncio only; elsewhere they wait for one)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._counters_timer = loop.call_later(COUNTERS_DELAY_SECONDS, self._counters_due)
+
+    def _counters_due(self) -> None:
+        self._counters_timer = None
+        if self._counters or self._pending:
+            self._start_flush()
+
+    def _flush_due(self) -> None:
+        self._flush_timer = None
+        if self._pending:
+            self._start_flush()
 
     def _start_flush(self) -> None:
-        self._flush_timer = None
-        if self._pending and (self._flusher is None or self._flusher.done()):
+        if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
+        """One settle call with what is pending now (a timer's delivery): settlements made
+        while it runs wait for a call to carry them, or their own timer, like any other."""
         try:
-            delivered = await self.flush()
+            delivered = await self._flush_once()
         except LimiterError as exc:
             log.error("%s; %d settlements dropped", exc, len(self._pending))
             self._pending.clear()
+            self._counters.clear()
             return
         except asyncio.CancelledError:
             return
+        self._flusher = None
         if not delivered:
-            self._flusher = None
             self._schedule_flush(retry=True)
+        elif self._pending:
+            self._schedule_flush()
+
+    async def _flush_once(self) -> bool:
+        """Deliver up to MAX_CARRIED pending settlements and every estimate counter in one
+        settle call. False if Redis could not be reached (they stay pending)."""
+        carried = self._take()
+        counters = self._take_counters()
+        args = (self.prefix, self._window_us, self._day_offset(), self._worker_ttl_us)
+        try:
+            await self._once("settle", [*args, *self._carry(carried, counters)])
+        except OUTAGE_ERRORS as exc:
+            self._outage.failed(exc)
+            self._pending[:0] = carried
+            self._add_counters(counters)
+            return False
+        except BaseException:
+            self._pending[:0] = carried
+            self._add_counters(counters)
+            raise
+        return True
 
     async def flush(self) -> bool:
-        """Deliver every pending settlement now. False if Redis could not be reached (they
-        stay pending and are tried again)."""
-        while self._pending:
-            carried = self._take()
-            args = (self.prefix, self._window_us, self._day_offset(), self._worker_ttl_us)
-            try:
-                await self._once("settle", [*args, *self._carry(carried)])
-            except OUTAGE_ERRORS as exc:
-                self._outage.failed(exc)
-                self._pending[:0] = carried
+        """Deliver every pending settlement and estimate counter now. False if Redis could
+        not be reached (they stay pending and are tried again)."""
+        while self._pending or self._counters:
+            if not await self._flush_once():
                 return False
-            except BaseException:
-                self._pending[:0] = carried
-                raise
         return True
 
     async def aclose(self) -> None:
-        """Deliver what is pending (best effort, at most a second) and stop the timer."""
+        """Deliver what is pending (best effort, at most a second) and stop the timers."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        if self._counters_timer is not None:
+            self._counters_timer.cancel()
+            self._counters_timer = None
         with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
             await self.flush()
 
@@ -368,8 +509,7 @@ class GeminiLimiter:
         sending. Without, this returns only once the request may leave. `flight_seconds`
         bounds the call (default `max_flight_seconds`): a grant never settled counts as
         arrived then."""
-        model = check_model(model)
-        quota = self.config.quota_for(model)
+        model, quota = self._model(model)
         if estimated_tokens < 0:
             raise ValueError(f"estimated tokens must not be negative (got {estimated_tokens})")
         if estimated_tokens > quota.tpm:
@@ -388,27 +528,26 @@ class GeminiLimiter:
         reservation: Reservation | None = None
         try:
             while True:
-                head = (
-                    self.prefix,
-                    model,
-                    self._model_settings(model, flight_us),
-                    ticket,
-                    arrival,
-                    estimated_tokens,
-                    self._epoch,
-                    worker,
-                )
+                settings = self._model_settings(model, flight_us)
+                attempt = f"{ticket}|{arrival}|{estimated_tokens}|{self._epoch}|{worker}"
                 asked = time.monotonic()
+                carried = self._take()
                 try:
-                    reply = await self._carrying("acquire", head)
+                    reply = await self._once("acquire", [settings, attempt, *self._carry(carried)])
                 except OUTAGE_ERRORS as exc:
+                    self._put_back(carried)
                     self._outage.failed(exc)
                     await anyio.sleep(_backoff(failures))
                     failures += 1
                     continue
+                except BaseException:
+                    self._put_back(carried)
+                    raise
                 received = time.monotonic()
                 failures = 0
                 fields = _text(reply).split("|")
+                if carried:
+                    self._count(carried, fields[-1])
                 self._epoch = fields[2]
                 arrival = int(fields[3])
                 if fields[0] == "1":
@@ -424,6 +563,7 @@ class GeminiLimiter:
                         not_before_us=not_before_us,
                         asked_at=asked,
                         flight_seconds=flight,
+                        flight_us=flight_us,
                     )
                     if not early:
                         await self._until(reservation.not_before)
@@ -466,7 +606,9 @@ class GeminiLimiter:
         wire margin for `body_bytes` (never later than the answer)."""
         if reservation.settled:
             raise ValueError("this reservation was already settled")
-        await self._until(reservation.not_before)
+        delay = reservation.not_before - time.monotonic()
+        if delay > 0:
+            await anyio.sleep(delay)
         now = time.monotonic()
         if now - reservation.asked_at > reservation.flight_seconds - 1:
             await self.refund(reservation)
@@ -506,7 +648,9 @@ class GeminiLimiter:
 
     async def _deliver(self, queued: bool) -> bool:
         """On asyncio a timer delivers what no call carried; elsewhere it goes now."""
-        if queued and sniffio.current_async_library() != "asyncio":
+        if not queued or self._flush_timer is not None:  # a timer: asyncio
+            return queued
+        if sniffio.current_async_library() != "asyncio":
             await self.flush()
         return queued
 
@@ -521,7 +665,8 @@ class GeminiLimiter:
             sent_after_us=None if sent is None else _us(sent - reservation.asked_at) + 1,
             answered_after_us=_us(now - reservation.asked_at) + 1,
             body_bytes=reservation.body_bytes,
-            margin=self.config.wire_margin,
+            margin=self._margin,
+            flight_us=reservation.flight_us,
         )
         self._pending.append(
             _Settlement(

@@ -49,14 +49,25 @@ class WireMargin:
 
 
 def arrival_bound_us(
-    *, sent_after_us: int | None, answered_after_us: int, body_bytes: int, margin: WireMargin
+    *,
+    sent_after_us: int | None,
+    answered_after_us: int,
+    body_bytes: int,
+    margin: WireMargin,
+    flight_us: int | None = None,
 ) -> int:
     """Microseconds after the grant by which the request had certainly reached Gemini:
-    sent + margin when the caller marked the send, and never later than the answer."""
+    sent + margin when the caller marked the send, and never later than the answer. With
+    `flight_us` (the grant's flight), never later than its in-flight stamp either, so the
+    settled stamp is `min(granted + bound, now)` without reading the slot (settled_stamp_us
+    gives the same)."""
     answered = max(0, answered_after_us)
-    if sent_after_us is None:
-        return answered
-    return min(answered, max(0, sent_after_us) + margin.us(body_bytes))
+    bound = (
+        answered
+        if sent_after_us is None
+        else min(answered, max(0, sent_after_us) + margin.us(body_bytes))
+    )
+    return bound if flight_us is None else min(bound, flight_us)
 
 
 def settled_stamp_us(

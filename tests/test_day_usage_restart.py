@@ -258,7 +258,7 @@ async def test_with_two_pools_the_count_put_back_is_the_fleets(
         async with anyio.create_task_group() as callers:
             callers.start_soon(a.call_for, 0.6)
             callers.start_soon(b.call_for, 0.6)
-        await anyio.sleep(0.2)  # b's last calls are read by both pools
+        await anyio.sleep(0.6)  # b's last calls are read by both pools (2+ watch intervals)
         await a.call_for(0.3)  # a alone, up to the moment Redis dies
         private_redis.kill()
         made = calls_made(sim)

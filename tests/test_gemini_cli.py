@@ -69,7 +69,8 @@ def test_gemini_shows_usage_limits_ceiling_and_cooldown(
     assert (flash["rpm_limit"], flash["tpm_limit"], flash["rpd_limit"]) == (100, 50000, 1000)
     assert flash["estimate_error_ratio"] == pytest.approx(600 / 2400)
     assert (pro["rpm_limit"], pro["tpm_limit"]) == (10, 20000)
-    assert pro["ceiling_factor"] == pytest.approx(0.7, abs=0.01)
+    # 70 %, plus 0.25 % a second since the 429 (the command's start-up, a loaded machine)
+    assert 0.7 <= pro["ceiling_factor"] < 0.75
     assert pro["rpm_effective"] == 7
     assert 25 < pro["cooldown_seconds"] <= 30
     assert data["workers"] == 2

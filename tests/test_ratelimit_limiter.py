@@ -191,11 +191,8 @@ async def test_the_ticket_of_a_waiter_that_died_expires(redis: Redis, redis_pref
     await limiter.acquire(MODEL, 600)
     # A waiter's ticket, as a process that is then SIGKILLed would leave it.
     script = redis.register_script(script_text("acquire"))
-    reply = await script(
-        keys=[],
-        args=[redis_prefix, MODEL, "1000|1000|0|5000000|300000|0|1000000|0|500000|300000000",
-              "deadbeef", 0, 900, "", "", 0],
-    )  # fmt: skip
+    settings = limiter._model_settings(MODEL, 300_000_000)
+    reply = await script(keys=[], args=[settings, "deadbeef|0|900||", 0])
     assert reply.startswith("0|")
     assert not await acquire_within(limiter, 0.1, 300)  # held behind the dead ticket
     assert await acquire_within(limiter, 0.6, 300)  # until it expires

@@ -287,6 +287,36 @@ def test_the_stamp_is_never_before_the_arrival_when_the_margin_holds(
     assert stamp >= granted + arrival
 
 
+@given(
+    sent=st.one_of(st.none(), st.integers(0, 10**9)),
+    answered=st.integers(0, 10**9),
+    flight=st.integers(10**6, 10**9),
+    after_grant=st.integers(0, 2 * 10**9),
+)
+def test_an_arrival_bound_within_the_flight_needs_no_in_flight_stamp(
+    sent: int | None, answered: int, flight: int, after_grant: int
+) -> None:
+    """settle_grant stamps min(granted + bound, now) without reading the slot: with the
+    bound kept within the grant's flight that is the policy's stamp."""
+    margin = WireMargin(seconds=0.25)
+    bound = arrival_bound_us(
+        sent_after_us=sent, answered_after_us=answered, body_bytes=0, margin=margin,
+        flight_us=flight,
+    )  # fmt: skip
+    unbounded = arrival_bound_us(
+        sent_after_us=sent, answered_after_us=answered, body_bytes=0, margin=margin
+    )
+    assert bound == min(unbounded, flight)
+    granted = 1_700_000_000_000_000
+    now = granted + after_grant
+    assert min(granted + bound, now) == settled_stamp_us(
+        granted_us=granted,
+        arrival_after_us=unbounded,
+        now_us=now,
+        in_flight_stamp_us=granted + flight,
+    )
+
+
 def test_a_local_deadline_is_never_before_the_redis_moment() -> None:
     # granted at Redis time 1000 s, reply received at local 50 s: not before 1000.4 s
     assert local_deadline(50.0, 1_000_000_000, 1_000_400_000) == pytest.approx(50.4)

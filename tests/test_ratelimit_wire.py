@@ -13,6 +13,7 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
+from ratelimit import limiter as limiter_module
 from ratelimit.config import LimiterConfig, Quota
 from ratelimit.keys import fleet_keys, model_keys
 from ratelimit.limiter import GeminiLimiter, ReservationExpired
@@ -137,6 +138,55 @@ async def test_settlements_ride_on_the_next_call_or_go_on_their_own(
     assert await redis.hget(keys.state, "tpm") == "300"
     stats = await redis.hgetall(keys.stats)
     assert (stats["reconciled"], stats["refunds"], stats["actual_tokens"]) == ("1", "1", "300")
+
+
+async def test_estimate_counters_of_carried_reconciles_go_with_the_next_publish(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=100)
+    keys = model_keys(redis_prefix, MODEL)
+    first = await limiter.acquire(MODEL, 500)
+    await limiter.reconcile(first, 300)
+    lost = await limiter.acquire(MODEL, 100)  # carries the reconcile of `first`
+    await redis.zrem(keys.grants, f"{lost.id}:100")  # its grant is gone (Redis lost it)
+    await limiter.reconcile(lost, 50)
+    await limiter.acquire(MODEL, 10)  # carries it: not found, so not counted
+    assert limiter.pending_settlements == 0
+    assert await redis.hgetall(keys.stats) == {}  # the grants wrote no counter
+    stats = (await limiter.publish()).models[0].stats
+    assert stats == {
+        "reconciled": 1, "estimated_tokens": 500, "actual_tokens": 300, "abs_error_tokens": 200,
+    }  # fmt: skip
+    assert (await limiter.publish()).models[0].stats == stats  # sent once
+
+
+async def test_estimate_counters_go_on_their_own_when_nothing_publishes(
+    redis: Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limiter_module, "COUNTERS_DELAY_SECONDS", 0.1)
+    limiter = limiter_of(redis, redis_prefix, rpm=100)
+    keys = model_keys(redis_prefix, MODEL)
+    first = await limiter.acquire(MODEL, 400)
+    await limiter.reconcile(first, 440)
+    await limiter.acquire(MODEL, 10)  # carries it
+    assert await redis.hgetall(keys.stats) == {}
+    await anyio.sleep(0.3)
+    assert await redis.hgetall(keys.stats) == {
+        "reconciled": "1", "estimated_tokens": "400", "actual_tokens": "440",
+        "abs_error_tokens": "40",
+    }  # fmt: skip
+
+
+async def test_an_answer_after_the_flight_is_stamped_at_the_in_flight_deadline(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limiter = limiter_of(redis, redis_prefix, rpm=5, window_seconds=5.0)
+    reservation = await limiter.acquire(MODEL, 10, flight_seconds=1.0)  # never wired
+    await anyio.sleep(1.2)  # answered after its flight
+    await limiter.reconcile(reservation, 10)
+    await limiter.flush()
+    stamp = (await grant_scores(redis, redis_prefix))[f"{reservation.id}:10"]
+    assert stamp == reservation.granted_at_us + 1_000_000  # never later than in flight
 
 
 async def test_a_waiter_cancelled_before_its_moment_gives_its_grant_back(

@@ -9,43 +9,53 @@
 -- The grant is then in flight (its slot stamped at its deadline, now + flight) until the
 -- caller settles it (settle_grant in window.lua) with the time it reached Gemini.
 --
--- ARGV[1] prefix   ARGV[2] model   ARGV[3] the caller's settings for the model, one argument:
---   'rpm limit|tpm limit|rpd limit (0 = none)|window (us)|ticket ttl (us)|quota day offset
---    (s from UTC)|worker ttl (us)|ceiling recovery per window|lead (us)|flight (us): the
---    longest a call may take'
--- ARGV[4] ticket id (becomes the grant id)   ARGV[5] arrival (us; 0 = new ticket, arrival = now)
--- ARGV[6] tokens asked for   ARGV[7] epoch the caller knows ('' = none yet)
--- ARGV[8] worker id ('' = none)   ARGV[9..] settlements (settle_all in window.lua)
+-- ARGV[1] the caller's settings for the model, one argument built once and sent as is:
+--   ten numbers, little-endian doubles (struct '<dddddddddd': no text to parse), then
+--   'model|key prefix' (the prefix last: any character). The numbers: rpm limit, tpm
+--   limit, rpd limit (0 = none), window (us), ticket ttl (us), quota day offset (s from
+--   UTC), worker ttl (us), ceiling recovery per window, lead (us), flight (us): the longest
+--   a call may take (ratelimit/limiter.py: acquire_settings).
+-- ARGV[2] this attempt: 'ticket id (becomes the grant id)|arrival (us; 0 = new ticket,
+--   arrival = now)|tokens asked for|epoch the caller knows ('' = none yet)|worker id
+--   ('' = none)'
+-- ARGV[3..] settlements (settle_all in window.lua; their estimate counters are the
+--   caller's to send later, with settle, report or publish)
 -- Returns one string, fields separated by '|':
---   '1|grant_us|epoch|arrival_us|not_before_us|rpm_effective|tpm_effective'
---   or '0|retry_after_us|epoch|arrival_us|reason|position'
+--   '1|grant_us|epoch|arrival_us|not_before_us|rpm_effective|tpm_effective|missing'
+--   or '0|retry_after_us|epoch|arrival_us|reason|position|missing'
 -- reason: cooldown:<why> | fence | daily | rpm | tpm | queue
+-- missing: the positions of carried reconciles whose grant was not found, joined by ','
+--   (usually ''): the caller leaves them out of the counters it sends.
 
-local prefix = ARGV[1]
-local model = check_name(ARGV[2], 'model')
-local c = {}
-for field in string.gmatch(ARGV[3], '[^|]+') do c[#c + 1] = field end
-if #c ~= 10 then error('gemini limiter: the settings argument has 10 fields separated by |') end
-local rpm_limit = whole(c[1], 'rpm limit', 1, 1e12)
-local tpm_limit = whole(c[2], 'tpm limit', 1, 1e15)
-local rpd_limit = whole(c[3], 'rpd limit', 0, 1e12)
-local window = whole(c[4], 'window', 1000, 1e12)
-local ticket_ttl = whole(c[5], 'ticket ttl', 1000, 1e12)
-local offset = whole(c[6], 'day offset', -86400, 86400)
-local worker_ttl = whole(c[7], 'worker ttl', 1000, 1e12)
-local alpha = tonumber(c[8]) or 0
-local lead = whole(c[9], 'lead', 0, 1e9)
-local flight = whole(c[10], 'flight', 1000, 1e12)
-local ticket = check_name(ARGV[4], 'ticket')
-local arrival = whole(ARGV[5], 'arrival', 0, 1e17)
-local tokens = whole(ARGV[6], 'tokens', 0, 1e12)
-local known_epoch = ARGV[7]
-local worker = ARGV[8]
+local ATTEMPT = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'
+local SETTINGS_BYTES = 80
+if #ARGV[1] <= SETTINGS_BYTES then error('gemini limiter: the settings argument is too short') end
+local rpm_limit, tpm_limit, rpd_limit, window, ticket_ttl, offset, worker_ttl, alpha, lead,
+  flight = struct.unpack('<dddddddddd', ARGV[1])
+rpm_limit = whole(rpm_limit, 'rpm limit', 1, 1e12)
+tpm_limit = whole(tpm_limit, 'tpm limit', 1, 1e15)
+rpd_limit = whole(rpd_limit, 'rpd limit', 0, 1e12)
+window = whole(window, 'window', 1000, 1e12)
+ticket_ttl = whole(ticket_ttl, 'ticket ttl', 1000, 1e12)
+offset = whole(offset, 'day offset', -86400, 86400)
+worker_ttl = whole(worker_ttl, 'worker ttl', 1000, 1e12)
+if alpha ~= alpha or alpha < 0 then error('gemini limiter: recovery must be a number >= 0') end
+lead = whole(lead, 'lead', 0, 1e9)
+flight = whole(flight, 'flight', 1000, 1e12)
+local names = string.sub(ARGV[1], SETTINGS_BYTES + 1)
+local bar = string.find(names, '|', 1, true)
+if bar == nil then error('gemini limiter: the settings end with model|prefix') end
+local model = check_name(string.sub(names, 1, bar - 1), 'model')
+local prefix = string.sub(names, bar + 1)
+local ticket, a, t, known_epoch, worker = string.match(ARGV[2], ATTEMPT)
+if ticket == nil then error('gemini limiter: the attempt argument has 5 fields separated by |') end
+ticket = check_name(ticket, 'ticket')
+local arrival = whole(a, 'arrival', 0, 1e17)
+local tokens = whole(t, 'tokens', 0, 1e12)
 
 local K = model_keys(prefix, model)
 local F = fleet_keys(prefix)
 local now = now_us()
-settle_all(prefix, 9, now, window, offset, worker_ttl)
 
 -- Epoch: Redis lost our keys (restart without persistence) when a caller knew another
 -- epoch. The last window's grants are then unknown, so nothing is granted for a window.
@@ -81,7 +91,18 @@ if tonumber(s[1]) ~= rpm_limit or tonumber(s[2]) ~= tpm_limit
   redis.call('HSET', K.state, 'rpm_limit', rpm_limit, 'tpm_limit', int(tpm_limit),
     'rpd_limit', rpd_limit, 'window_us', int(window))
 end
-local tpm = prune_grants(K, now, window, tonumber(s[5]) or 0)
+-- Settle what the caller carries on the state just read: this model's token sum is kept
+-- here and written once (with the grant, or before a refusal), the rest as settle does.
+local tpm, pruned = prune_slots(K, now, window, tonumber(s[5]) or 0)
+local own = { model = model, K = K, F = F, tpm = tpm, worker = worker, missing = {} }
+settle_all(prefix, 3, now, window, offset, worker_ttl, own)
+tpm = own.tpm
+local tpm_dirty = pruned or own.dirty
+if own.refunded then
+  local d = redis.call('HMGET', K.state, 'day', 'day_count')
+  s[6], s[7] = d[1], d[2]
+end
+local missing = table.concat(own.missing, ',')
 local waiting = redis.call('ZCARD', K.tickets)
 if waiting > 0 then
   prune_tickets(K, now)
@@ -103,9 +124,10 @@ if arrival ~= now or waiting > 0 then enqueue() end
 
 local function wait(retry, reason, position)
   enqueue()
+  if tpm_dirty then redis.call('HSET', K.state, 'tpm', int(tpm)) end
   touch_worker(F, worker, model, 'waiting', arrival, now, worker_ttl)
   if retry < 1000 then retry = 1000 end
-  return table.concat({ '0', int(retry), epoch, int(arrival), reason, position }, '|')
+  return table.concat({ '0', int(retry), epoch, int(arrival), reason, position, missing }, '|')
 end
 
 local cooldown_ms = redis.call('PTTL', K.cooldown)
@@ -173,4 +195,4 @@ redis.call('ZADD', K.grants, int(now + flight), mine)
 redis.call('HSET', K.state, 'tpm', int(tpm + tokens), 'day', today, 'day_count', used_today + 1)
 touch_worker(F, worker, model, 'calling', now, now, worker_ttl)
 return table.concat({ '1', int(now), epoch, int(arrival), int(not_before), int(rpm_eff),
-  int(tpm_eff) }, '|')
+  int(tpm_eff), missing }, '|')

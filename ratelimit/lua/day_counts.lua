@@ -36,7 +36,7 @@ while i <= #ARGV do
       used = count
     end
     redis.call('SADD', F.models, model)
-    redis.call('SET', K.rpd, int(used))
+    redis.call('SET', current_keys(prefix, model).rpd, int(used))
     redis.call('PEXPIRE', K.state, STATE_KEEP_MS)
   end
   i = i + 3

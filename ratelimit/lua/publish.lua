@@ -6,7 +6,8 @@
 --
 -- ARGV[1] prefix   ARGV[2] window (us, for models whose limiter never said)
 -- ARGV[3] quota day offset (s)   ARGV[4] ceiling recovery per window (alpha)
--- ARGV[5] worker ttl (us)        ARGV[6..] settlements (settle_all in window.lua)
+-- ARGV[5] worker ttl (us)        ARGV[6..] settlements, then estimate counters (settle_all
+--   in window.lua: the sums of the reconciles acquire carried)
 -- Returns a JSON object: {now_us, epoch, fence_ms, workers, models: [...]}
 
 local prefix = ARGV[1]
@@ -30,7 +31,7 @@ for _, model in ipairs(models) do
   local window = tonumber(s[4]) or default_window
   local tpm = prune_grants(K, now, window, tonumber(s[5]) or 0)
   prune_tickets(K, now)
-  local count, _, rpd = publish_model(K, F, now, offset, tpm)
+  local count, _, rpd = publish_model(K, current_keys(prefix, model), now, offset, tpm)
   total_rpm = total_rpm + count
   total_tpm = total_tpm + tpm
   local st = redis.call('HGETALL', K.stats)

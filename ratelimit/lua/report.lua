@@ -15,7 +15,7 @@
 -- ARGV[10] window (us)             ARGV[11] quota day offset (s)
 -- ARGV[12] dimension the quota names: requests | tokens | '' (unknown: either)
 -- ARGV[13] share of the ceiling at which a 429 is ours   ARGV[14] worker ttl (us)
--- ARGV[15..] settlements (settle_all in window.lua)
+-- ARGV[15..] settlements, then estimate counters (settle_all in window.lua)
 -- Returns {cooldown ms, factor (string), lowered (1/0), share of the ceiling used (string)}
 
 local prefix = ARGV[1]

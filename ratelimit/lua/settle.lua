@@ -6,7 +6,7 @@
 -- the grant's slot at the latest time its request can have reached Gemini.
 --
 -- ARGV[1] prefix   ARGV[2] window (us)   ARGV[3] quota day offset (s)   ARGV[4] worker ttl (us)
--- ARGV[5..] settlements (settle_all in window.lua)
+-- ARGV[5..] settlements, then estimate counters (settle_all in window.lua)
 -- Returns the number of settlements read.
 
 local prefix = ARGV[1]

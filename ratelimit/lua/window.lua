@@ -37,8 +37,9 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+local format = string.format
 local function int(n)
-  return string.format('%d', n)
+  return format('%d', n)
 end
 
 local function whole(value, what, low, high)
@@ -62,6 +63,12 @@ local function model_keys(prefix, model)
     grants = b .. 'grants', state = b .. 'state',
     tickets = b .. 'tickets', ticket_deadlines = b .. 'tickets:deadlines',
     cooldown = b .. 'cooldown', stats = b .. 'stats',
+  }
+end
+
+-- The plain-number inspection keys of a model (written by publish only).
+local function current_keys(prefix, model)
+  return {
     rpm = prefix .. 'gemini:rpm:current:' .. model,
     tpm = prefix .. 'gemini:tpm:current:' .. model,
     rpd = prefix .. 'gemini:rpd:current:' .. model,
@@ -96,18 +103,26 @@ local function delete_fields(hash, fields)
   end
 end
 
--- Drop slots that left the window; keep state.tpm equal to the sum of the live ones.
--- Returns the tokens still live (state.tpm after the prune), `tpm` being its value before.
-local function prune_grants(K, now, window, tpm)
+-- Drop slots that left the window. Returns the tokens still live, `tpm` being state.tpm
+-- before, and whether any slot left (state.tpm must then be written: prune_grants does it
+-- at once, acquire with its own write).
+local function prune_slots(K, now, window, tpm)
   local cutoff = int(now - window)
   local old = redis.call('ZRANGEBYSCORE', K.grants, '-inf', cutoff)
-  if #old == 0 then return tpm end
+  if #old == 0 then return tpm, false end
   local freed = 0
   for _, m in ipairs(old) do freed = freed + tokens_of(m) end
   redis.call('ZREMRANGEBYSCORE', K.grants, '-inf', cutoff)
   local left = tpm - freed
   if left < 0 or redis.call('ZCARD', K.grants) == 0 then left = 0 end
-  redis.call('HSET', K.state, 'tpm', int(left))
+  return left, true
+end
+
+-- Drop slots that left the window; keep state.tpm equal to the sum of the live ones.
+-- Returns the tokens still live (state.tpm after the prune), `tpm` being its value before.
+local function prune_grants(K, now, window, tpm)
+  local left, pruned = prune_slots(K, now, window, tpm)
+  if pruned then redis.call('HSET', K.state, 'tpm', int(left)) end
   return left
 end
 
@@ -175,13 +190,14 @@ end
 -- 429, a network error; it keeps its estimate), 'f' refund (it never went out: it leaves
 -- the window and today's count). A settled grant is stamped at `arrival_after` us after
 -- its grant (an upper bound of when it reached Gemini, measured by the caller), never
--- later than now. Returns the change in tokens (for state.tpm) and whether it was found.
+-- later than now. The caller bounds `arrival_after` by the grant's flight, so the stamp
+-- is never later than the in-flight stamp it replaces (grant time + flight) either: the
+-- slot's score need not be read. Returns the change in tokens (for state.tpm) and
+-- whether the grant was found.
 local function settle_grant(K, now, window, offset, id, granted, estimate, kind, actual,
                             arrival_after)
   local old = member(id, estimate)
-  local score = redis.call('ZSCORE', K.grants, old)
-  if not score then return 0, false end
-  redis.call('ZREM', K.grants, old)
+  if redis.call('ZREM', K.grants, old) == 0 then return 0, false end
   if kind == 'f' then
     local s = redis.call('HMGET', K.state, 'day', 'day_count')
     if tonumber(s[1]) == day_of(granted, offset) and (tonumber(s[2]) or 0) > 0 then
@@ -191,7 +207,7 @@ local function settle_grant(K, now, window, offset, id, granted, estimate, kind,
   end
   local tokens = estimate
   if kind == 'r' then tokens = actual end
-  local stamp = math.min(granted + arrival_after, now, tonumber(score))
+  local stamp = math.min(granted + arrival_after, now)
   if stamp <= now - window then return -estimate, true end
   redis.call('ZADD', K.grants, int(stamp), member(id, tokens))
   return tokens - estimate, true
@@ -216,19 +232,39 @@ local function reap_workers(F, now)
   return #gone
 end
 
+-- Estimate counters of the stats hash, in the order a counters argument carries them.
+local COUNTERS = { 'reconciled', 'estimated_tokens', 'actual_tokens', 'abs_error_tokens' }
+
+local function add_counters(stats, c)
+  for k, name in ipairs(COUNTERS) do
+    if c[k] ~= 0 then redis.call('HINCRBY', stats, name, int(c[k])) end
+  end
+end
+
 -- Settlements carried by any call: ARGV[first] = count, then one argument per settlement,
 -- 'model|grant id|grant time (us)|estimate|kind (r/k/f)|actual tokens|arrival bound (us
--- after the grant)|worker' (worker '' = none).
--- Window, day offset and worker ttl are the caller's. Returns the index after them.
+-- after the grant, never more than its flight)|worker' (worker '' = none).
+-- Window, day offset and worker ttl are the caller's.
+--
+-- `own` is given by acquire only: {model, K, F, tpm (state.tpm, pruned), worker}. Its model's
+-- token sum is then kept in own.tpm (own.dirty: it changed, acquire writes it), own.refunded
+-- says today's count may have changed, the acquiring worker is not touched (acquire does),
+-- and the estimate counters are not written: own.missing lists the positions (1 = first
+-- settlement) of reconciles whose grant was not found, the caller counts the others and
+-- sends its sums with a later settle, report or publish. Those calls (no `own`) write the
+-- counters of what they settle, then add the sums they carry: ARGV[after the settlements]
+-- = count (absent = 0), then 'model|reconciled|estimated|actual|abs error' each.
+-- Returns the index after the arguments read.
 local SETTLEMENT = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'
-local function settle_all(prefix, first, now, window, offset, worker_ttl)
+local function settle_all(prefix, first, now, window, offset, worker_ttl, own)
   local n = whole(ARGV[first], 'settlement count', 0, 10000)
-  local F = fleet_keys(prefix)
+  if n == 0 and own ~= nil then return first + 1 end
+  local F = own and own.F
   local by_model = {}
   for i = 1, n do
     local model, id, g, e, kind, a, arr, worker = string.match(ARGV[first + i], SETTLEMENT)
     if model == nil then error('gemini limiter: a settlement has 8 fields separated by |') end
-    model = check_name(model, 'model')
+    if own == nil or model ~= own.model then model = check_name(model, 'model') end
     id = check_name(id, 'grant')
     local granted = whole(g, 'grant time', 0, 1e17)
     local estimate = whole(e, 'estimate', 0, 1e12)
@@ -236,10 +272,15 @@ local function settle_all(prefix, first, now, window, offset, worker_ttl)
     local arrival_after = whole(arr, 'arrival bound', 0, 1e12)
     local m = by_model[model]
     if m == nil then
-      local K = model_keys(prefix, model)
-      local tpm = tonumber(redis.call('HGET', K.state, 'tpm')) or 0
-      m = { K = K, tpm = prune_grants(K, now, window, tpm), delta = 0,
-            reconciled = 0, estimated = 0, actual = 0, err = 0, refunds = 0 }
+      if own ~= nil and model == own.model then
+        m = own
+      else
+        local K = model_keys(prefix, model)
+        local tpm = tonumber(redis.call('HGET', K.state, 'tpm')) or 0
+        m = { K = K, tpm = prune_grants(K, now, window, tpm) }
+      end
+      m.delta, m.refunds = 0, 0
+      if own == nil then m.counters = { 0, 0, 0, 0 } end
       by_model[model] = m
     end
     local delta, found = settle_grant(m.K, now, window, offset, id, granted, estimate, kind,
@@ -247,41 +288,61 @@ local function settle_all(prefix, first, now, window, offset, worker_ttl)
     m.delta = m.delta + delta
     if kind == 'f' then
       m.refunds = m.refunds + 1
-    elseif kind == 'r' and found then
-      m.reconciled = m.reconciled + 1
-      m.estimated = m.estimated + estimate
-      m.actual = m.actual + actual
-      m.err = m.err + math.abs(actual - estimate)
+    elseif kind == 'r' then
+      if own ~= nil then
+        if not found then own.missing[#own.missing + 1] = i end
+      elseif found then
+        local c = m.counters
+        c[1], c[2], c[3] = c[1] + 1, c[2] + estimate, c[3] + actual
+        c[4] = c[4] + math.abs(actual - estimate)
+      end
     end
-    touch_worker(F, worker, model, 'idle', now, now, worker_ttl)
+    if worker ~= '' and (own == nil or worker ~= own.worker) then
+      F = F or fleet_keys(prefix)
+      touch_worker(F, worker, model, 'idle', now, now, worker_ttl)
+    end
   end
   for _, m in pairs(by_model) do
     if m.delta ~= 0 then
       local left = m.tpm + m.delta
       if left < 0 then left = 0 end
-      redis.call('HSET', m.K.state, 'tpm', int(left))
+      m.tpm = left
+      if m == own then
+        own.dirty = true
+      else
+        redis.call('HSET', m.K.state, 'tpm', int(left))
+      end
     end
-    if m.reconciled > 0 then
-      redis.call('HINCRBY', m.K.stats, 'reconciled', m.reconciled)
-      redis.call('HINCRBY', m.K.stats, 'estimated_tokens', int(m.estimated))
-      redis.call('HINCRBY', m.K.stats, 'actual_tokens', int(m.actual))
-      redis.call('HINCRBY', m.K.stats, 'abs_error_tokens', int(m.err))
+    if m.refunds > 0 then
+      redis.call('HINCRBY', m.K.stats, 'refunds', m.refunds)
+      if m == own then own.refunded = true end
     end
-    if m.refunds > 0 then redis.call('HINCRBY', m.K.stats, 'refunds', m.refunds) end
+    if own == nil then add_counters(m.K.stats, m.counters) end
   end
-  return first + 1 + n
+  local after = first + 1 + n
+  if own ~= nil then return after end
+  local sums = whole(ARGV[after] or '0', 'counter count', 0, 10000)
+  for i = 1, sums do
+    local fields = {}
+    for f in string.gmatch(ARGV[after + i], '[^|]+') do fields[#fields + 1] = f end
+    if #fields ~= 5 then error('gemini limiter: counters have 5 fields separated by |') end
+    local c = {}
+    for k = 2, 5 do c[k - 1] = whole(fields[k], 'counter', 0, 1e15) end
+    add_counters(model_keys(prefix, check_name(fields[1], 'model')).stats, c)
+  end
+  return after + 1 + sums
 end
 
 -- Write the plain-number inspection keys of a model and move the fleet sums by the change.
-local function publish_model(K, F, now, offset, tpm)
+local function publish_model(K, C, now, offset, tpm)
   local count = redis.call('ZCARD', K.grants)
   local today = day_of(now, offset)
   local s = redis.call('HMGET', K.state, 'day', 'day_count')
   local rpd = 0
   if tonumber(s[1]) == today then rpd = tonumber(s[2]) or 0 end
-  redis.call('SET', K.rpm, count)
-  redis.call('SET', K.tpm, int(tpm))
-  redis.call('SET', K.rpd, rpd)
+  redis.call('SET', C.rpm, count)
+  redis.call('SET', C.tpm, int(tpm))
+  redis.call('SET', C.rpd, rpd)
   redis.call('PEXPIRE', K.state, STATE_KEEP_MS)
   return count, tpm, rpd
 end

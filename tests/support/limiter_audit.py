@@ -16,11 +16,14 @@ class Grant:
     final: int
     counted: bool
     waited: float
+    granted_us: int = 0
+    """when Redis granted it (its send, `at_us`, may come later: an early grant waits for
+    its moment)"""
 
 
 def read_grants(paths: Iterable[Path]) -> list[Grant]:
     grants = [
-        Grant(e["g"], e["r"], e["f"], e["c"], e["w"])
+        Grant(e["g"], e["r"], e["f"], e["c"], e["w"], e.get("t", e["g"]))
         for path in paths
         for e in map(json.loads, path.read_text(encoding="utf-8").splitlines())
     ]

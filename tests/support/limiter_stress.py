@@ -60,6 +60,7 @@ async def acquirer(
                 "c": counted,
                 "w": reservation.waited,
                 "a": asked,
+                "t": reservation.granted_at_us,
             }
         )
 
