@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
-import secrets
 import struct
 import time
 from collections.abc import Sequence
@@ -122,25 +122,17 @@ class ModelMetrics:
     estimates: EstimateStats = field(default_factory=EstimateStats)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Settlement:
     model: str
-    id: str
-    granted_us: int
     estimate: int
     kind: str
     """r: reconcile, k: keep the estimate (release), f: refund"""
     actual: int
-    arrival_after_us: int
-    worker: str
     made_at: float
-
-    def arg(self) -> str:
-        """One script argument (settle_all in window.lua)."""
-        return (
-            f"{self.model}|{self.id}|{self.granted_us}|{self.estimate}|{self.kind}|"
-            f"{self.actual}|{self.arrival_after_us}|{self.worker}"
-        )
+    arg: str
+    """its script argument (settle_all in window.lua): 'model|grant id|grant time|estimate|
+    kind|actual|arrival bound|worker'"""
 
 
 Counters = dict[str, list[int]]
@@ -168,7 +160,24 @@ def acquire_settings(
     flight_us: int,
 ) -> bytes:
     """acquire.lua's first argument: ten numbers as little-endian doubles (whole numbers up
-    to 2**53 exactly; the script reads them without parsing text), then 'model|prefix'."""
+    to 2**53 exactly; the script reads them without parsing text), then 'model|prefix'.
+    Their ranges are checked here, once per model and flight; the script only checks the
+    argument's form."""
+    for name, value, low, high in (
+        ("rpm limit", rpm, 1, 10**12),
+        ("tpm limit", tpm, 1, 10**15),
+        ("rpd limit", rpd, 0, 10**12),
+        ("window (us)", window_us, 1000, 10**12),
+        ("ticket ttl (us)", ticket_ttl_us, 1000, 10**12),
+        ("day offset (s)", day_offset, -86_400, 86_400),
+        ("worker ttl (us)", worker_ttl_us, 1000, 10**12),
+        ("lead (us)", lead_us, 0, 10**9),
+        ("flight (us)", flight_us, 1000, 10**12),
+    ):
+        if not low <= value <= high:
+            raise ValueError(f"gemini limiter: {name} must be {low} to {high} (got {value})")
+    if not recovery >= 0:
+        raise ValueError(f"gemini limiter: recovery must be a number >= 0 (got {recovery})")
     numbers = SETTINGS.pack(
         rpm, tpm, rpd, window_us, ticket_ttl_us, day_offset, worker_ttl_us, recovery,
         lead_us, flight_us,
@@ -381,7 +390,7 @@ class GeminiLimiter:
 
     @staticmethod
     def _carry(carried: list[_Settlement], counters: Counters | None = None) -> list[str | int]:
-        args: list[str | int] = [len(carried), *(settlement.arg() for settlement in carried)]
+        args: list[str | int] = [len(carried), *[settlement.arg for settlement in carried]]
         if counters:
             args.append(len(counters))
             args.extend(
@@ -521,7 +530,7 @@ class GeminiLimiter:
         if not 1 <= flight <= 86_400:
             raise ValueError(f"flight must be 1 to 86400 s (got {flight})")
         flight_us = _us(flight)
-        ticket = secrets.token_hex(8)
+        ticket = os.urandom(8).hex()  # an id, not a secret: secrets.token_hex adds calls
         arrival = 0
         started = time.monotonic()
         failures = 0
@@ -545,7 +554,7 @@ class GeminiLimiter:
                     raise
                 received = time.monotonic()
                 failures = 0
-                fields = _text(reply).split("|")
+                fields = (reply.decode() if isinstance(reply, bytes) else str(reply)).split("|")
                 if carried:
                     self._count(carried, fields[-1])
                 self._epoch = fields[2]
@@ -565,9 +574,10 @@ class GeminiLimiter:
                         flight_seconds=flight,
                         flight_us=flight_us,
                     )
+                    waited = received - started
                     if not early:
                         await self._until(reservation.not_before)
-                    waited = time.monotonic() - started
+                        waited = time.monotonic() - started
                     metrics = self._metrics(model)
                     metrics.grants += 1
                     metrics.wait_seconds += waited
@@ -632,7 +642,10 @@ class GeminiLimiter:
         if reservation.settled:
             return False
         self._metrics(reservation.model).estimates.add(reservation.tokens, actual_input_tokens)
-        return await self._deliver(self._settle(reservation, "r", actual_input_tokens, worker))
+        queued = self._settle(reservation, "r", actual_input_tokens, worker)
+        if self._flush_timer is None:  # else a timer delivers it (no coroutine: hot path)
+            await self._deliver(queued)
+        return queued
 
     async def release(self, reservation: Reservation, *, worker: str = "") -> bool:
         """Settle a grant whose call ended without a token count but may have reached
@@ -668,17 +681,16 @@ class GeminiLimiter:
             margin=self._margin,
             flight_us=reservation.flight_us,
         )
+        model = reservation.model
         self._pending.append(
             _Settlement(
-                reservation.model,
-                reservation.id,
-                reservation.granted_at_us,
+                model,
                 reservation.tokens,
                 kind,
                 actual,
-                arrival,
-                worker,
                 now,
+                f"{model}|{reservation.id}|{reservation.granted_at_us}|{reservation.tokens}|"
+                f"{kind}|{actual}|{arrival}|{worker}",
             )
         )
         self._schedule_flush()

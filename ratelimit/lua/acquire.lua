@@ -27,31 +27,30 @@
 -- missing: the positions of carried reconciles whose grant was not found, joined by ','
 --   (usually ''): the caller leaves them out of the counters it sends.
 
-local ATTEMPT = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'
+local ATTEMPT = '^([^|%s:]+)|(%d+)|(%d+)|([^|]*)|(.*)$'
 local SETTINGS_BYTES = 80
 if #ARGV[1] <= SETTINGS_BYTES then error('gemini limiter: the settings argument is too short') end
 local rpm_limit, tpm_limit, rpd_limit, window, ticket_ttl, offset, worker_ttl, alpha, lead,
   flight = struct.unpack('<dddddddddd', ARGV[1])
-rpm_limit = whole(rpm_limit, 'rpm limit', 1, 1e12)
-tpm_limit = whole(tpm_limit, 'tpm limit', 1, 1e15)
-rpd_limit = whole(rpd_limit, 'rpd limit', 0, 1e12)
-window = whole(window, 'window', 1000, 1e12)
-ticket_ttl = whole(ticket_ttl, 'ticket ttl', 1000, 1e12)
-offset = whole(offset, 'day offset', -86400, 86400)
-worker_ttl = whole(worker_ttl, 'worker ttl', 1000, 1e12)
-if alpha ~= alpha or alpha < 0 then error('gemini limiter: recovery must be a number >= 0') end
-lead = whole(lead, 'lead', 0, 1e9)
-flight = whole(flight, 'flight', 1000, 1e12)
-local names = string.sub(ARGV[1], SETTINGS_BYTES + 1)
-local bar = string.find(names, '|', 1, true)
-if bar == nil then error('gemini limiter: the settings end with model|prefix') end
-local model = check_name(string.sub(names, 1, bar - 1), 'model')
-local prefix = string.sub(names, bar + 1)
+-- Their ranges are checked once where they are packed (acquire_settings); here only that
+-- the argument has that form (a number of another kind fails these).
+if not (rpm_limit >= 1 and tpm_limit >= 1 and rpd_limit >= 0 and window >= 1000
+    and ticket_ttl >= 1000 and worker_ttl >= 1000 and alpha >= 0 and lead >= 0
+    and flight >= 1000) then
+  error('gemini limiter: the settings argument is not ten packed numbers (acquire_settings)')
+end
+-- The names and the attempt: one match each checks their form (names without '|', spaces
+-- or ':'; whole numbers).
+local model, prefix = string.match(string.sub(ARGV[1], SETTINGS_BYTES + 1), '^([^|%s:]+)|(.*)$')
+if model == nil then
+  error('gemini limiter: the settings end with model|prefix (a model without spaces or ":")')
+end
 local ticket, a, t, known_epoch, worker = string.match(ARGV[2], ATTEMPT)
-if ticket == nil then error('gemini limiter: the attempt argument has 5 fields separated by |') end
-ticket = check_name(ticket, 'ticket')
-local arrival = whole(a, 'arrival', 0, 1e17)
-local tokens = whole(t, 'tokens', 0, 1e12)
+if ticket == nil then
+  error('gemini limiter: the attempt is ticket|arrival|tokens|epoch|worker (a ticket without '
+    .. 'spaces or ":", whole numbers)')
+end
+local arrival, tokens = tonumber(a), tonumber(t)
 
 local K = model_keys(prefix, model)
 local F = fleet_keys(prefix)
@@ -127,7 +126,7 @@ local function wait(retry, reason, position)
   if tpm_dirty then redis.call('HSET', K.state, 'tpm', int(tpm)) end
   touch_worker(F, worker, model, 'waiting', arrival, now, worker_ttl)
   if retry < 1000 then retry = 1000 end
-  return table.concat({ '0', int(retry), epoch, int(arrival), reason, position, missing }, '|')
+  return format('0|%d|%s|%d|%s|%d|%s', retry, epoch, arrival, reason, position, missing)
 end
 
 local cooldown_ms = redis.call('PTTL', K.cooldown)
@@ -194,5 +193,5 @@ if queued then remove_ticket(K, mine) end
 redis.call('ZADD', K.grants, int(now + flight), mine)
 redis.call('HSET', K.state, 'tpm', int(tpm + tokens), 'day', today, 'day_count', used_today + 1)
 touch_worker(F, worker, model, 'calling', now, now, worker_ttl)
-return table.concat({ '1', int(now), epoch, int(arrival), int(not_before), int(rpm_eff),
-  int(tpm_eff), missing }, '|')
+return format('1|%d|%s|%d|%d|%d|%d|%s', now, epoch, arrival, not_before, rpm_eff, tpm_eff,
+  missing)

@@ -255,7 +255,9 @@ end
 -- counters of what they settle, then add the sums they carry: ARGV[after the settlements]
 -- = count (absent = 0), then 'model|reconciled|estimated|actual|abs error' each.
 -- Returns the index after the arguments read.
-local SETTLEMENT = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'
+-- One match checks a settlement's form: names without '|', spaces or ':', whole numbers,
+-- a known kind (no per-field checks: this runs for every request).
+local SETTLEMENT = '^([^|%s:]+)|([^|%s:]+)|(%d+)|(%d+)|([rkf])|(%d+)|(%d+)|(.*)$'
 local function settle_all(prefix, first, now, window, offset, worker_ttl, own)
   local n = whole(ARGV[first], 'settlement count', 0, 10000)
   if n == 0 and own ~= nil then return first + 1 end
@@ -263,13 +265,12 @@ local function settle_all(prefix, first, now, window, offset, worker_ttl, own)
   local by_model = {}
   for i = 1, n do
     local model, id, g, e, kind, a, arr, worker = string.match(ARGV[first + i], SETTLEMENT)
-    if model == nil then error('gemini limiter: a settlement has 8 fields separated by |') end
-    if own == nil or model ~= own.model then model = check_name(model, 'model') end
-    id = check_name(id, 'grant')
-    local granted = whole(g, 'grant time', 0, 1e17)
-    local estimate = whole(e, 'estimate', 0, 1e12)
-    local actual = whole(a, 'actual tokens', 0, 1e12)
-    local arrival_after = whole(arr, 'arrival bound', 0, 1e12)
+    if model == nil then
+      error('gemini limiter: a settlement is model|grant id|grant time|estimate|r, k or f|'
+        .. 'actual tokens|arrival bound|worker (names without spaces or ":", whole numbers)')
+    end
+    local granted, estimate, actual, arrival_after = tonumber(g), tonumber(e), tonumber(a),
+      tonumber(arr)
     local m = by_model[model]
     if m == nil then
       if own ~= nil and model == own.model then
