@@ -5,6 +5,7 @@ adaptive ceiling, the keys redis-cli shows, dead waiters, and Redis going away."
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -13,10 +14,17 @@ from zoneinfo import ZoneInfo
 import anyio
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from ratelimit.config import LimiterConfig, Quota
 from ratelimit.keys import fleet_keys, model_keys
-from ratelimit.limiter import GeminiLimiter, RequestTooLarge, Reservation, read_fleet_usage
+from ratelimit.limiter import (
+    GeminiLimiter,
+    RequestTooLarge,
+    Reservation,
+    acquire_settings,
+    read_fleet_usage,
+)
 from ratelimit.quota_error import QuotaSignal
 from ratelimit.scripts import NAMES, script_sha, script_text
 from tests.support.redis_server import RedisServer
@@ -182,6 +190,50 @@ async def test_a_cancelled_waiter_leaves_the_queue(redis: Redis, redis_prefix: s
     assert await redis.zcard(keys.tickets) == 0
     assert await redis.zcard(keys.grants) == 1
     assert await acquire_within(limiter, 0.2, 300)  # nobody ahead any more
+
+
+SETTINGS = {
+    "rpm": 10, "tpm": 1000, "rpd": 0, "window_us": 60_000_000, "ticket_ttl_us": 300_000,
+    "day_offset": -28_800, "worker_ttl_us": 1_000_000, "recovery": 0.15, "lead_us": 500_000,
+    "flight_us": 300_000_000,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("rpm", 0, "rpm limit must be 1 to"),
+        ("window_us", 999, "window (us) must be 1000 to"),
+        ("day_offset", 90_000, "day offset (s) must be -86400 to 86400"),
+        ("flight_us", 10**13, "flight (us) must be 1000 to"),
+        ("recovery", float("nan"), "recovery must be a number >= 0"),
+    ],
+)
+def test_acquire_settings_are_checked_where_they_are_packed(
+    name: str, value: float, says: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        acquire_settings(MODEL, "p:", **{**SETTINGS, name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("settings", "attempt", "says"),
+    [
+        (b"10|1000|0|60000000", "t1|0|10||", "the settings argument is too short"),
+        (b"x" * 81 + b"|p:", "t1|0|10||", "not ten packed numbers"),
+        (None, "t 1|0|10||", "the attempt is ticket|arrival|tokens|epoch|worker"),
+        (None, "t1|-5|10||", "the attempt is ticket|arrival|tokens|epoch|worker"),
+        (None, "t1|0|10||", "a settlement is model|grant id|grant time"),
+    ],
+)
+async def test_the_acquire_script_refuses_arguments_of_another_form(
+    redis: Redis, redis_prefix: str, settings: bytes | None, attempt: str, says: str
+) -> None:
+    packed = acquire_settings(MODEL, redis_prefix, **SETTINGS)  # type: ignore[arg-type]
+    carried = ["1", f"{MODEL}|g1|1|10|x|10|1|"] if "settlement" in says else ["0"]
+    script = redis.register_script(script_text("acquire"))
+    with pytest.raises(ResponseError, match=re.escape(says)):
+        await script(keys=[], args=[settings or packed, attempt, *carried])
 
 
 async def test_the_ticket_of_a_waiter_that_died_expires(redis: Redis, redis_prefix: str) -> None:

@@ -32,11 +32,13 @@ local SETTINGS_BYTES = 80
 if #ARGV[1] <= SETTINGS_BYTES then error('gemini limiter: the settings argument is too short') end
 local rpm_limit, tpm_limit, rpd_limit, window, ticket_ttl, offset, worker_ttl, alpha, lead,
   flight = struct.unpack('<dddddddddd', ARGV[1])
--- Their ranges are checked once where they are packed (acquire_settings); here only that
--- the argument has that form (a number of another kind fails these).
-if not (rpm_limit >= 1 and tpm_limit >= 1 and rpd_limit >= 0 and window >= 1000
-    and ticket_ttl >= 1000 and worker_ttl >= 1000 and alpha >= 0 and lead >= 0
-    and flight >= 1000) then
+-- Checked where they are packed (acquire_settings, whole numbers in range); here only the
+-- ranges, in comparisons (no calls): an argument of another form fails them.
+if not (rpm_limit >= 1 and rpm_limit <= 1e12 and tpm_limit >= 1 and tpm_limit <= 1e15
+    and rpd_limit >= 0 and rpd_limit <= 1e12 and window >= 1000 and window <= 1e12
+    and ticket_ttl >= 1000 and ticket_ttl <= 1e12 and offset >= -86400 and offset <= 86400
+    and worker_ttl >= 1000 and worker_ttl <= 1e12 and alpha >= 0 and lead >= 0
+    and lead <= 1e9 and flight >= 1000 and flight <= 1e12) then
   error('gemini limiter: the settings argument is not ten packed numbers (acquire_settings)')
 end
 -- The names and the attempt: one match each checks their form (names without '|', spaces

@@ -89,6 +89,8 @@ local function tokens_of(member)
 end
 
 local function member(id, tokens)
+  -- a whole number under 1e14 concatenates as its digits (%.14g): no format call
+  if tokens < 1e14 then return id .. ':' .. tokens end
   return id .. ':' .. int(tokens)
 end
 
