@@ -567,7 +567,7 @@ class GeminiLimiter:
                     raise
                 received = time.monotonic()
                 failures = 0
-                fields = (reply.decode() if isinstance(reply, bytes) else str(reply)).split("|")
+                fields = _text(reply).split("|")
                 if carried:
                     self._count(carried, fields[-1])
                 self._epoch = fields[2]
@@ -656,32 +656,37 @@ class GeminiLimiter:
             return False
         self._metrics(reservation.model).estimates.add(reservation.tokens, actual_input_tokens)
         queued = self._settle(reservation, "r", actual_input_tokens, worker)
-        if self._flush_timer is None:  # else a timer delivers it (no coroutine: hot path)
-            await self._deliver(queued)
+        if self._flush_inline(queued):
+            await self.flush()
         return queued
 
     async def release(self, reservation: Reservation, *, worker: str = "") -> bool:
         """Settle a grant whose call ended without a token count but may have reached
         Gemini (a 429, a 5xx, a timeout): it keeps its estimate in the window."""
-        return await self._deliver(self._settle(reservation, "k", reservation.tokens, worker))
+        queued = self._settle(reservation, "k", reservation.tokens, worker)
+        if self._flush_inline(queued):
+            await self.flush()
+        return queued
 
     async def refund(self, reservation: Reservation, *, worker: str = "") -> bool:
         """Give back a grant whose call never went out (request, tokens and today's count)."""
         if reservation.settled:
             return False
         self._metrics(reservation.model).refunds += 1
-        return await self._deliver(self._settle(reservation, "f", 0, worker))
-
-    async def _deliver(self, queued: bool) -> bool:
-        """On asyncio a timer delivers what no call carried; elsewhere it goes now."""
-        if not queued or self._flush_timer is not None:  # a timer: asyncio
-            return queued
-        if sniffio.current_async_library() != "asyncio":
+        queued = self._settle(reservation, "f", 0, worker)
+        if self._flush_inline(queued):
             await self.flush()
         return queued
 
+    def _flush_inline(self, queued: bool) -> bool:
+        """Whether a settlement just queued must go now: on asyncio a timer delivers what no
+        call carried (no coroutine on the hot path); elsewhere it goes at once."""
+        if not queued or self._flush_timer is not None:  # a timer: asyncio
+            return False
+        return sniffio.current_async_library() != "asyncio"
+
     def _settle(self, reservation: Reservation, kind: str, actual: int, worker: str) -> bool:
-        """Queue a settlement; the caller then `await self._deliver()`."""
+        """Queue a settlement; the caller then flushes if `_flush_inline()` says so."""
         if reservation.settled:
             return False
         reservation.settled = True
