@@ -7,8 +7,8 @@ from typing import Annotated
 import anyio
 import typer
 
-from pool.console import die, err, out
-from pool.settings import QueueEnvironment, SettingsError, load_settings
+from pool.console import die, print_report, queue_environments
+from pool.settings import QueueEnvironment
 from workers.store import StoreError
 
 
@@ -74,20 +74,13 @@ def register(app: typer.Typer) -> None:
             parse_duration(older_than)
         except ValueError as exc:
             die(f"--older-than: {exc}", 2)
-        try:
-            settings = load_settings()
-            envs = [settings.environment(env)] if env else settings.require_queue()
-        except SettingsError as exc:
-            die(str(exc), 2)
+        envs = queue_environments(env)
         try:
             lines, problems = anyio.run(
                 cleanup_environments, envs, older_than, dry_run, batch_size, lock_timeout_ms
             )
         except StoreError as exc:
             die(str(exc), 1)
-        for line in lines:
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
-        for problem in problems:
-            err.print(f"ocr-pool: {problem}", markup=False, highlight=False, soft_wrap=True)
+        print_report(lines, problems)
         if problems:
             raise typer.Exit(1)

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pool.capacity_cli import register as register_capacity
 from pool.cleanup_cli import register as register_cleanup
 from pool.cli_kit import Group, finish, print_version
-from pool.console import die, err, out
+from pool.console import die, err, out, print_report
 from pool.fleet_view import pools_or_error, pools_table, queue_stats_table
 from pool.gemini_cli import gemini_or_error, gemini_table
 from pool.gemini_cli import register as register_gemini
@@ -104,10 +104,7 @@ def migrate(
             lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
             create=create_database,
         )
-        for line in lines:
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
-        for problem in problems:
-            err.print(f"ocr-pool: {problem}", markup=False, highlight=False)
+        print_report(lines, problems)
         if problems:
             raise typer.Exit(1)
 

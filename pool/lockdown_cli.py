@@ -26,9 +26,9 @@ import typer
 
 from migrations.exposure import LockdownError, check, lock_down, pin_schema
 from migrations.runner import DEFAULT_LOCK_TIMEOUT_MS, LockPolicy, MigrationError
-from pool.console import die, err, out
+from pool.console import die, print_report, queue_environments
 from pool.migrate import connect_direct, no_direct_url
-from pool.settings import QueueEnvironment, SettingsError, load_settings
+from pool.settings import QueueEnvironment
 from workers.store import StoreError
 
 
@@ -84,11 +84,7 @@ def register(app: typer.Typer) -> None:
         ] = DEFAULT_LOCK_TIMEOUT_MS,
     ) -> None:
         """Revoke anon/authenticated/PUBLIC on the shared tables too (RLS on, service_role kept)."""
-        try:
-            settings = load_settings()
-            envs = [settings.environment(env)] if env else settings.require_queue()
-        except SettingsError as exc:
-            die(str(exc), 2)
+        envs = queue_environments(env)
 
         try:
             lines, problems, exposed = anyio.run(
@@ -96,9 +92,6 @@ def register(app: typer.Typer) -> None:
             )
         except StoreError as exc:
             die(str(exc), 1)
-        for line in lines:
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
-        for problem in problems:
-            err.print(f"ocr-pool: {problem}", markup=False, highlight=False, soft_wrap=True)
+        print_report(lines, problems)
         if problems or (check_only and exposed):
             raise typer.Exit(1)
