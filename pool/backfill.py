@@ -13,10 +13,10 @@ from pathlib import Path
 import asyncpg
 
 from migrations import load_queries
+from pool.migrate import connect_direct
 from pool.settings import QueueEnvironment
 from workers.pipelines.backfill import derive
-from workers.store import StoreError, StoreUnavailable
-from workers.store.postgres import connection_options
+from workers.store import StoreError
 
 _Q = load_queries(Path(__file__).with_name("backfill.sql"))
 
@@ -76,14 +76,7 @@ async def backfill_environment(
             f"{env.name}: no direct database URL ({env.name.upper()}_DATABASE_URL); "
             "backfill runs over a direct connection"
         )
-    dsn, options = connection_options(env.database_url.get_secret_value())
-    try:
-        conn = await asyncpg.connect(dsn, timeout=10, **options)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise StoreUnavailable(
-            f"cannot reach queue database '{env.name}' ({env.display_target}): "
-            f"{str(exc).strip() or type(exc).__name__}"
-        ) from None
+    conn = await connect_direct(env)
     report = BackfillReport(env.name)
     try:
         await conn.fetchval(_Q["session"])
