@@ -78,6 +78,19 @@ def used_of(used: float, limit: float | None, fmt: Callable[[float], str] | None
     return f"{fmt(used)} / {fmt(limit)}{pct}"
 
 
+def capacity_used(state: ServerState) -> tuple[str, str]:
+    """CPU and RAM as `allocated / available (pct)` (`allocated / -` before a reading)."""
+    available = state.available
+    return (
+        used_of(state.allocated.cpu, None if available is None else available.cpu),
+        used_of(state.allocated.ram, None if available is None else available.ram),
+    )
+
+
+def host_percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def _cooldown(m: ModelUsage) -> str:
     if m.cooldown_seconds <= 0:
         return "-"
@@ -198,23 +211,15 @@ def capacity_part(state: ServerState | None, error: str | None) -> RenderableTyp
         if error:
             return _text(f"Capacity: unavailable - {clip(error, 200)}", "red")
         return _text("Capacity: not used", "dim")
-    available = state.available
+    cpu, ram = capacity_used(state)
     table = _table(
         f"Capacity of {state.server_id} (all programs)",
         _key(""),
         Column("allocated / available", "allocated\n/ available"),
         Column("host %"),
     )
-    table.add_row(
-        "CPU (vCPU)",
-        used_of(state.allocated.cpu, None if available is None else available.cpu),
-        "-" if state.host_cpu_percent is None else f"{state.host_cpu_percent:.0f}%",
-    )
-    table.add_row(
-        "RAM (GB)",
-        used_of(state.allocated.ram, None if available is None else available.ram),
-        "-" if state.host_ram_percent is None else f"{state.host_ram_percent:.0f}%",
-    )
+    table.add_row("CPU (vCPU)", cpu, host_percent(state.host_cpu_percent))
+    table.add_row("RAM (GB)", ram, host_percent(state.host_ram_percent))
     holders = ", ".join(f"{kind} {n}" for kind, n in sorted(state.by_kind.items())) or "none"
     notes = f"holders: {holders}"
     if state.costs:
@@ -388,9 +393,7 @@ def _line_capacity(snap: PoolSnapshot) -> str:
         if snap.capacity_error:
             return f"capacity unavailable ({clip(snap.capacity_error, 120)})"
         return "capacity not used"
-    available = state.available
-    cpu = used_of(state.allocated.cpu, None if available is None else available.cpu)
-    ram = used_of(state.allocated.ram, None if available is None else available.ram)
+    cpu, ram = capacity_used(state)
     pressure = f" PRESSURE {state.pressing}".rstrip() if state.pressure else ""
     return f"capacity cpu {cpu} ram GB {ram}{pressure}"
 
@@ -471,13 +474,9 @@ def _block_capacity(snap: PoolSnapshot) -> str:
         if snap.capacity_error:
             return f"capacity unavailable: {clip(snap.capacity_error, 200)}"
         return "capacity: not used"
-    available = state.available
-    cpu = used_of(state.allocated.cpu, None if available is None else available.cpu)
-    ram = used_of(state.allocated.ram, None if available is None else available.ram)
-    host = (
-        f"host CPU {'-' if state.host_cpu_percent is None else f'{state.host_cpu_percent:.0f}%'}"
-        f" RAM {'-' if state.host_ram_percent is None else f'{state.host_ram_percent:.0f}%'}"
-    )
+    cpu, ram = capacity_used(state)
+    cpu_host, ram_host = host_percent(state.host_cpu_percent), host_percent(state.host_ram_percent)
+    host = f"host CPU {cpu_host} RAM {ram_host}"
     holders = ", ".join(f"{kind} {n}" for kind, n in sorted(state.by_kind.items())) or "none"
     line = f"capacity of {one_line(state.server_id)}: CPU {cpu}, RAM GB {ram}, {host}"
     line += f"; holders: {holders}"
