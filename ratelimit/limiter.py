@@ -323,26 +323,13 @@ class GeminiLimiter:
         """Settlements not yet delivered to Redis."""
         return len(self._pending)
 
-    async def _evalsha(self, sha: str, args: Sequence[str | int | float | bytes]) -> Any:
-        """EVALSHA on a connection of the client's pool, without the client's command
-        wrapper (its retries, callbacks and instrumentation cost ~12 us of a ~150 us call;
-        the limiter has its own outage handling). A connection that fails or is cancelled
-        mid-command is closed by redis-py before it goes back to the pool."""
-        pool = self.redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: unannotated
-        try:
-            await connection.send_command("EVALSHA", sha, 0, *args)
-            return await connection.read_response()
-        finally:
-            await pool.release(connection)
-
     async def _once(self, script: str, args: Sequence[str | int | float | bytes]) -> Any:
         """One script call; outage errors propagate, other Redis errors become LimiterError.
         Called by SHA; a Redis that does not know the script (restarted) gets it loaded."""
         registered = getattr(self._scripts, script)
         try:
             try:
-                reply = await self._evalsha(registered.sha, args)
+                reply = await self.redis.evalsha(registered.sha, 0, *args)
             except NoScriptError:
                 reply = await registered(keys=[], args=list(args))
         except OUTAGE_ERRORS:
