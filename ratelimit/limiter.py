@@ -323,13 +323,41 @@ class GeminiLimiter:
         """Settlements not yet delivered to Redis."""
         return len(self._pending)
 
+    async def _evalsha(self, sha: str, args: Sequence[str | int | float | bytes]) -> Any:
+        """EVALSHA on a connection of the client's pool, without the client's command
+        wrapper (its retry loop, response callbacks and instrumentation are a fifth of a
+        call's client time; the limiter handles outages itself). redis-py closes a
+        connection that fails or is cancelled mid-command before it goes back to the pool.
+
+        A pooled connection Redis closed while it sat idle (Redis restarted) can pass the
+        pool's check when the event loop has not yet seen the close: its command fails with
+        ConnectionError and is sent once more, at once, on a new connection, as the client's
+        own retry would. A script the dead server may have run before it closed is then run
+        twice: a grant or a day's request counted twice (on the safe side), a settlement
+        found gone the second time (no effect)."""
+        redis = self.redis
+        if redis.connection is not None:  # a single-connection client: its lock is needed
+            return await redis.evalsha(sha, 0, *args)
+        pool = redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: unannotated
+        try:
+            try:
+                await connection.send_command("EVALSHA", sha, 0, *args)
+                return await connection.read_response()
+            except RedisConnectionError:
+                await connection.disconnect()
+            await connection.send_command("EVALSHA", sha, 0, *args)
+            return await connection.read_response()
+        finally:
+            await pool.release(connection)
+
     async def _once(self, script: str, args: Sequence[str | int | float | bytes]) -> Any:
         """One script call; outage errors propagate, other Redis errors become LimiterError.
         Called by SHA; a Redis that does not know the script (restarted) gets it loaded."""
         registered = getattr(self._scripts, script)
         try:
             try:
-                reply = await self.redis.evalsha(registered.sha, 0, *args)
+                reply = await self._evalsha(registered.sha, args)
             except NoScriptError:
                 reply = await registered(keys=[], args=list(args))
         except OUTAGE_ERRORS:

@@ -479,3 +479,21 @@ async def test_a_quick_redis_restart_is_not_an_outage(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], said
     assert not [m for m in said if "answers again" in m], said
     await client.aclose()
+
+
+async def test_a_call_right_after_a_redis_restart_needs_no_retry_of_its_caller(
+    private_redis: RedisServer,
+) -> None:
+    """The pool's check of an idle connection can miss that Redis closed it (the event
+    loop has not run since): the limiter's call sends again on a new connection, so a
+    caller without a retry loop of its own (day_counts) gets its answer, every time."""
+    client = Redis.from_url(private_redis.url, socket_timeout=1, socket_connect_timeout=1)
+    limiter = GeminiLimiter(client, LimiterConfig(Quota(1000, 1_000_000), window_seconds=1))
+    try:
+        for restart in range(5):
+            await limiter.acquire(MODEL, 10)  # the connection goes back to the pool
+            private_redis.restart()  # blocking: the loop does not run in between
+            epoch, _, counts = await limiter.day_counts()
+            assert (epoch, counts) == ("", {}), f"restart {restart}: Redis came back empty"
+    finally:
+        await client.aclose()
