@@ -234,6 +234,20 @@ class _Outage:
         return self.since is not None
 
 
+async def _send(connection: Any, command: tuple[str | int | float | bytes, ...]) -> None:
+    """Write one command on a connection this task holds, without a write timeout: with
+    `socket_timeout` set, redis-py bounds the write by `asyncio.wait_for`, which on Python
+    3.11 starts a task and costs two more turns of the event loop (~40 us of a ~150 us
+    call). A command of a few hundred bytes on a connection with no other command in
+    flight never waits for the socket; the reply is still read within `socket_timeout`."""
+    timeout = connection.socket_timeout
+    connection.socket_timeout = None
+    try:
+        await connection.send_packed_command(connection.pack_command(*command))
+    finally:
+        connection.socket_timeout = timeout
+
+
 def _backoff(attempt: int) -> float:
     return min(MAX_BACKOFF_SECONDS, 0.05 * 2.0 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
 
@@ -342,11 +356,11 @@ class GeminiLimiter:
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: unannotated
         try:
             try:
-                await connection.send_command("EVALSHA", sha, 0, *args)
+                await _send(connection, ("EVALSHA", sha, 0, *args))
                 return await connection.read_response()
             except RedisConnectionError:
                 await connection.disconnect()
-            await connection.send_command("EVALSHA", sha, 0, *args)
+            await _send(connection, ("EVALSHA", sha, 0, *args))
             return await connection.read_response()
         finally:
             await pool.release(connection)

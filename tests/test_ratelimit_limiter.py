@@ -4,6 +4,7 @@ adaptive ceiling, the keys redis-cli shows, dead waiters, and Redis going away."
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -15,6 +16,7 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ratelimit.config import LimiterConfig, Quota
 from ratelimit.keys import fleet_keys, model_keys
@@ -479,6 +481,49 @@ async def test_a_quick_redis_restart_is_not_an_outage(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], said
     assert not [m for m in said if "answers again" in m], said
     await client.aclose()
+
+
+async def test_a_redis_that_never_answers_fails_the_call_within_the_socket_timeout(
+    private_redis: RedisServer,
+) -> None:
+    """The limiter writes its command without redis-py's write timeout (a task per call on
+    Python 3.11); the reply is still awaited at most `socket_timeout`: through a proxy that
+    passes the connection's handshake to Redis and swallows the script call, the call fails
+    in that time."""
+    swallowed: list[bytes] = []
+
+    async def proxy(client: anyio.abc.SocketStream) -> None:
+        async with client, await anyio.connect_tcp("127.0.0.1", private_redis.port) as server:
+
+            async def back() -> None:
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    async for chunk in server:
+                        await client.send(chunk)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(back)
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    async for chunk in client:
+                        if b"EVALSHA" in chunk or swallowed:
+                            swallowed.append(chunk)
+                        else:
+                            await server.send(chunk)
+                tg.cancel_scope.cancel()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, proxy)
+        client = Redis(host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=1)
+        limiter = GeminiLimiter(client, LimiterConfig(Quota(1000, 1_000_000), window_seconds=1))
+        started = time.monotonic()
+        with anyio.fail_after(5), pytest.raises(RedisTimeoutError):
+            await limiter.day_counts()
+        took = time.monotonic() - started
+        await client.aclose()
+        tg.cancel_scope.cancel()
+    assert 0.4 <= took < 2.0, took
+    assert b"EVALSHA" in b"".join(swallowed)  # written: the wait was the reply's
 
 
 async def test_a_call_right_after_a_redis_restart_needs_no_retry_of_its_caller(
