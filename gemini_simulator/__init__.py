@@ -12,9 +12,32 @@ setting) are cut with finish reason MAX_TOKENS, and a continuation part
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from gemini_simulator.config import ConfigError, SimulatorConfig
-from gemini_simulator.reqlog import RequestRecord
-from gemini_simulator.server import Simulator, run_simulator, serve_forever
+
+if TYPE_CHECKING:
+    from gemini_simulator.reqlog import RequestRecord
+    from gemini_simulator.server import Simulator, run_simulator, serve_forever
+
+_LAZY = {
+    "RequestRecord": "gemini_simulator.reqlog",
+    "Simulator": "gemini_simulator.server",
+    "run_simulator": "gemini_simulator.server",
+    "serve_forever": "gemini_simulator.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The server and its request log are imported on first use (PEP 562): the command
+    line registers the simulator's command without loading its server."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gemini_simulator' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ConfigError",

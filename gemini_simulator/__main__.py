@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pool.simulator_cli import main
+from gemini_simulator.cli import main
 
 if __name__ == "__main__":
     main()

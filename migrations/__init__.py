@@ -86,6 +86,9 @@ from pathlib import Path
 
 from migrations.steps import Step, split_steps
 
+DEFAULT_LOCK_TIMEOUT_MS = 200
+"""The longest a migration step (or lockdown, cleanup) waits for a table lock before it
+gives up and retries (migrations.runner); commands take it as their option's default."""
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SUPERSEDED_LINE = re.compile(r"^(\d{1,4})\s+([0-9a-f]{64})(?:\s.*)?$")

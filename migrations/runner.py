@@ -40,13 +40,20 @@ from typing import Literal
 import anyio
 import asyncpg
 
-from migrations import Migration, discover, load_queries, superseded_checksums
+from migrations import (
+    DEFAULT_LOCK_TIMEOUT_MS as DEFAULT_LOCK_TIMEOUT_MS,  # its home before; still here
+)
+from migrations import (
+    Migration,
+    discover,
+    load_queries,
+    superseded_checksums,
+)
 from migrations.steps import Step, StepFormatError, split_steps
 
 _Q = load_queries(Path(__file__).with_name("runner.sql"))
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 LOCK_NOT_AVAILABLE = "55P03"
-DEFAULT_LOCK_TIMEOUT_MS = 200
 DEFAULT_RETRY_FOR_SECONDS = 600.0
 
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import typer
-from redis.asyncio import Redis
-from rich.text import Text
 
-from capacity import CapacityError, ServerState, read_fleet
-from capacity.resources import Resources
 from pool.console import die, out
-from pool.settings import Settings, SettingsError, load_settings, redact_url
 from pool.tables import Column, FitTable
+
+if TYPE_CHECKING:  # imported where used: registering the command loads none of them
+    from rich.text import Text
+
+    from capacity import ServerState
+    from capacity.resources import Resources
+    from pool.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +35,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Each server's CPU/RAM ledger: allocated vs available, host pressure, holders."""
+        import anyio
+
+        from capacity import CapacityError
+        from pool.settings import SettingsError, load_settings, redact_url
+
         try:
             settings = load_settings()
         except SettingsError as exc:
@@ -61,6 +67,10 @@ def register(app: typer.Typer) -> None:
 
 
 async def _read(settings: Settings, servers: list[str]) -> list[ServerState]:
+    from redis.asyncio import Redis
+
+    from capacity import read_fleet
+
     redis = Redis.from_url(
         settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
     )
@@ -125,6 +135,8 @@ def _servers_table(states: list[ServerState]) -> FitTable:
 
 
 def _paused(s: ServerState) -> Text:
+    from rich.text import Text
+
     """Pressure: what presses (a pool's only lease still goes through)."""
     return Text(f"paused ({s.pressing or 'pressure'})", style="red")
 

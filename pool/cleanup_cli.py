@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
 
+from migrations import DEFAULT_LOCK_TIMEOUT_MS
 from pool.console import die, print_report, queue_environments
-from pool.settings import QueueEnvironment
-from workers.store import StoreError
+
+if TYPE_CHECKING:
+    from pool.settings import QueueEnvironment
 
 
 async def cleanup_environments(
@@ -64,11 +65,14 @@ def register(app: typer.Typer) -> None:
         lock_timeout_ms: Annotated[
             int,
             typer.Option(min=1, help="Longest wait for a table lock before a retry (ms)."),
-        ] = 200,
+        ] = DEFAULT_LOCK_TIMEOUT_MS,
     ) -> None:
         """Delete old rows of ocr-pool's own tables (allocation log, result cache, outages,
         daily Gemini counts); never a queue row."""
+        import anyio
+
         from pool.cleanup import parse_duration
+        from workers.store import StoreError
 
         try:
             parse_duration(older_than)

@@ -1,4 +1,8 @@
-"""`ocr-pool` command line."""
+"""`ocr-pool` command line.
+
+Only what the commands' signatures need is imported here (typer, the document types):
+each command imports what it runs when it runs, so `ocr-pool --help` and a mistyped
+option answer without loading Gemini's SDK, pydantic settings, Redis or Postgres drivers."""
 
 from __future__ import annotations
 
@@ -7,23 +11,23 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import anyio
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from gemini_simulator.cli import register as register_simulator
+from migrations import DEFAULT_LOCK_TIMEOUT_MS
 from pool.capacity_cli import register as register_capacity
 from pool.cleanup_cli import register as register_cleanup
 from pool.cli_kit import Group, finish, print_version
 from pool.console import die, err, out, print_report
-from pool.fleet_view import pools_or_error, pools_table, queue_stats_table
-from pool.gemini_cli import gemini_or_error, gemini_table
 from pool.gemini_cli import register as register_gemini
 from pool.lockdown_cli import register as register_lockdown
-from pool.settings import QueueEnvironment, Settings, SettingsError, load_settings
-from pool.simulator_cli import register as register_simulator
-from workers.store import DocumentSource, SourceStats, StoreError
+from workers.store.models import DocumentSource
+
+if TYPE_CHECKING:
+    from pool.settings import QueueEnvironment, Settings
+    from workers.store import SourceStats
 
 app = typer.Typer(
     name="ocr-pool",
@@ -52,6 +56,8 @@ def _root(
 
 
 def _settings() -> Settings:
+    from pool.settings import SettingsError, load_settings
+
     try:
         return load_settings()
     except SettingsError as exc:
@@ -59,6 +65,11 @@ def _settings() -> Settings:
 
 
 def _run(main: Callable[[], Awaitable[T]]) -> T:
+    import anyio
+
+    from pool.settings import SettingsError
+    from workers.store import StoreError
+
     try:
         return anyio.run(main)
     except SettingsError as exc:
@@ -75,7 +86,7 @@ def migrate(
     ] = False,
     lock_timeout_ms: Annotated[
         int, typer.Option(min=1, help="Longest wait for a table lock before a retry (ms).")
-    ] = 200,
+    ] = DEFAULT_LOCK_TIMEOUT_MS,
     create_database: Annotated[
         bool,
         typer.Option(
@@ -161,6 +172,14 @@ def enqueue(
     ] = None,
 ) -> None:
     """Queue local PDFs for OCR (status 3). Files already queued and not done are reported."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     from pool.ingest import batches, duplicate_line, enqueue_batch, scan, summary_line
     from pool.queues import queue_stores
 
@@ -242,6 +261,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Queue figures per environment and type, running pools, Gemini usage per model."""
+    import anyio
+
+    from pool.fleet_view import pools_or_error, pools_table, queue_stats_table
+    from pool.gemini_cli import gemini_or_error, gemini_table
     from pool.queues import queue_stores
 
     settings = _settings()
@@ -276,6 +299,8 @@ def status(
 
 
 def _require(settings: Settings) -> list[QueueEnvironment]:
+    from pool.settings import SettingsError
+
     try:
         return settings.require_queue()
     except SettingsError as exc:
@@ -283,6 +308,8 @@ def _require(settings: Settings) -> list[QueueEnvironment]:
 
 
 def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
+    from pool.settings import SettingsError
+
     try:
         return settings.environment(name)
     except SettingsError as exc:
@@ -304,8 +331,12 @@ def start(
     ] = False,
 ) -> None:
     """Run a pool of OCR_WORKER_POOL_SIZE workers until SIGTERM/SIGINT (jobs in hand finish)."""
+    import anyio
+
     from pool.manager import StartupError
+    from pool.settings import SettingsError
     from pool.start import configure_logging, run_pool, status_printer
+    from workers.store import StoreError
 
     settings = _settings()
     configure_logging(settings)
@@ -331,9 +362,13 @@ def demo(
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
 ) -> None:
     """Queue sample PDFs in a demo database and OCR them (simulator unless GEMINI_API_KEY)."""
+    import anyio
+
     from pool.demo_run import run_demo, summary_table
     from pool.manager import StartupError
+    from pool.settings import SettingsError
     from pool.start import configure_logging, status_printer
+    from workers.store import StoreError
 
     settings = _settings()
     configure_logging(settings)

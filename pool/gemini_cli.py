@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from pool.bill import BillRow, quota_day, read_bill
 from pool.console import die, out
-from pool.settings import Settings, SettingsError, load_settings, redact_url
 from pool.tables import Column, FitTable
-from ratelimit import FleetUsage, LimiterError, ModelUsage, read_fleet_usage
+
+if TYPE_CHECKING:  # imported where used: registering the command loads none of them
+    from pool.bill import BillRow
+    from pool.settings import Settings
+    from ratelimit import FleetUsage, ModelUsage
 
 
 async def read_gemini(settings: Settings) -> FleetUsage:
+    from redis.asyncio import Redis
+
+    from ratelimit import read_fleet_usage
+
     redis = Redis.from_url(
         settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
     )
@@ -36,6 +39,10 @@ async def read_gemini(settings: Settings) -> FleetUsage:
 
 async def read_todays_bill(settings: Settings) -> tuple[str, list[BillRow]]:
     """(quota day, the fleet's bill for it per model) from Redis."""
+    from redis.asyncio import Redis
+
+    from pool.bill import quota_day, read_bill
+
     day = quota_day(settings.gemini_quota_timezone)
     redis = Redis.from_url(
         settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
@@ -72,6 +79,12 @@ def bill_table(day: str, rows: list[BillRow]) -> FitTable:
 
 def gemini_or_error(settings: Settings) -> FleetUsage | str:
     """The fleet's usage, or a one-line reason it could not be read (no secrets)."""
+    import anyio
+    from redis.exceptions import RedisError
+
+    from pool.settings import redact_url
+    from ratelimit import LimiterError
+
     try:
         return anyio.run(read_gemini, settings)
     except (RedisError, OSError, LimiterError) as exc:
@@ -133,6 +146,10 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Gemini usage per model against the (adaptive) limits, cooldowns, 429s."""
+        import anyio
+
+        from pool.settings import SettingsError, load_settings
+
         try:
             settings = load_settings()
         except SettingsError as exc:

@@ -18,18 +18,16 @@ authenticated can use a shared table or an ocr-pool object, 0 if not.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
-import asyncpg
 import typer
 
-from migrations.exposure import LockdownError, check, lock_down, pin_schema
-from migrations.runner import DEFAULT_LOCK_TIMEOUT_MS, LockPolicy, MigrationError
+from migrations import DEFAULT_LOCK_TIMEOUT_MS
 from pool.console import die, print_report, queue_environments
-from pool.migrate import connect_direct, no_direct_url
-from pool.settings import QueueEnvironment
 from workers.store import StoreError
+
+if TYPE_CHECKING:
+    from pool.settings import QueueEnvironment
 
 
 async def lockdown_environments(
@@ -37,6 +35,12 @@ async def lockdown_environments(
 ) -> tuple[list[str], list[str], bool]:
     """(report lines, problems, exposed). `exposed` is what `--check` found, or,
     when applying, whether anything was exposed before (informational)."""
+    import asyncpg
+
+    from migrations.exposure import LockdownError, check, lock_down, pin_schema
+    from migrations.runner import LockPolicy, MigrationError
+    from pool.migrate import connect_direct, no_direct_url
+
     lines: list[str] = []
     problems: list[str] = []
     exposed = False
@@ -84,8 +88,9 @@ def register(app: typer.Typer) -> None:
         ] = DEFAULT_LOCK_TIMEOUT_MS,
     ) -> None:
         """Revoke anon/authenticated/PUBLIC on the shared tables too (RLS on, service_role kept)."""
-        envs = queue_environments(env)
+        import anyio
 
+        envs = queue_environments(env)
         try:
             lines, problems, exposed = anyio.run(
                 lockdown_environments, envs, check_only, lock_timeout_ms

@@ -382,3 +382,30 @@ def test_cleanup_needs_a_direct_url(tmp_path: Path) -> None:
         "Dashboard > Connect, session pooler or direct host), then run `ocr-pool cleanup` again"
     ]
     assert SECRET not in result.stdout + result.stderr
+
+
+HEAVY = {"google", "redis", "asyncpg", "pydantic", "pydantic_settings", "pymupdf", "aiohttp"}
+"""Top-level packages a command imports when it runs, never to be registered."""
+
+
+def test_the_command_line_loads_no_driver_or_sdk_until_a_command_runs() -> None:
+    """`ocr-pool --help`, completion and a mistyped option build the command line only:
+    Gemini's SDK, the database and Redis drivers, pydantic settings, the PDF renderer and
+    the simulator's server are imported by the command that uses them."""
+    code = "import sys, pool.cli; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "pool.cli" in loaded
+    heavy = [
+        name
+        for name in loaded
+        if name.split(".")[0] in HEAVY or name.startswith("gemini_simulator.server")
+    ]
+    assert heavy == [], heavy
+    helped = subprocess.run(
+        [sys.executable, "-m", "pool.cli", "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0, helped.stderr
+    for command in ("start", "status", "gemini", "capacity", "simulator", "lockdown", "cleanup"):
+        assert command in helped.stdout

@@ -17,7 +17,8 @@ from google import genai
 from google.genai import types
 from typer.testing import CliRunner
 
-import pool.simulator_cli
+import gemini_simulator.cli
+import gemini_simulator.server
 from gemini_simulator import Simulator, SimulatorConfig, run_simulator
 from gemini_simulator.continuation import MARKER
 from gemini_simulator.media import open_pdf, render_gray
@@ -293,10 +294,10 @@ async def test_index_page_image_fills_header_parties_and_windows(
 def test_max_output_tokens_option_reaches_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[SimulatorConfig] = []
     monkeypatch.setattr(
-        pool.simulator_cli, "serve_forever", lambda config, _: started.append(config)
+        gemini_simulator.server, "serve_forever", lambda config, _: started.append(config)
     )
     app = typer.Typer()
-    pool.simulator_cli.register(app)
+    gemini_simulator.cli.register(app)
 
     @app.command("other")
     def other() -> None:  # a second command so that `simulator` is a sub-command

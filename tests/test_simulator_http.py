@@ -27,8 +27,8 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from gemini_simulator import Simulator, SimulatorConfig, run_simulator
+from gemini_simulator.cli import register
 from gemini_simulator.tokens import image_tokens, text_tokens
-from pool.simulator_cli import register
 from ratelimit.quota_error import parse_quota_error
 
 pytestmark = pytest.mark.anyio

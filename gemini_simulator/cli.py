@@ -3,21 +3,31 @@
 `pool/cli.py` calls `register(app)`; `python -m gemini_simulator` runs the same command
 alone. The first line on stdout is `gemini-simulator listening on http://HOST:PORT`
 (flushed), so scripts can read the URL; it serves until SIGINT/SIGTERM, then exits 0.
+The server is imported when the command runs, not when it is registered (`--help` need
+not load it), and nothing here imports the rest of the project.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import click
 import typer
 
-from gemini_simulator import ConfigError, SimulatorConfig, serve_forever
-from gemini_simulator.corpus import CorpusError
-from pool.console import die
+from gemini_simulator.config import ConfigError, SimulatorConfig
 
 _DEFAULTS = SimulatorConfig()
+
+
+def die(message: str, code: int) -> NoReturn:
+    """One line on stderr after the program's name, then exit with `code` (2: a bad
+    option, 1: could not serve)."""
+    context = click.get_current_context(silent=True)
+    program = context.find_root().info_name if context is not None else None
+    typer.echo(f"{program or 'gemini-simulator'}: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def _announce(url: str) -> None:
@@ -118,8 +128,11 @@ def register(app: typer.Typer) -> None:
             )
         except ConfigError as exc:
             die(f"simulator: {exc}", 2)
+        from gemini_simulator import server
+        from gemini_simulator.corpus import CorpusError
+
         try:
-            serve_forever(config, _announce)
+            server.serve_forever(config, _announce)
         except CorpusError as exc:
             die(f"simulator: {exc}", 2)
         except OSError as exc:  # port taken, log file not writable…
