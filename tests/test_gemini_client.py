@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pymupdf
 import pytest
+from google.genai import errors as genai_errors
 from redis.asyncio import Redis
 
 from gemini_simulator import SimulatorConfig, run_simulator
@@ -255,3 +257,52 @@ async def test_a_refused_key_is_refunded_and_raised_as_service_unavailable(
     assert len(calls) == 1  # not retried: a key does not fix itself
     assert limiter._metrics(MODEL).refunds == 1
     assert usage.rpm == 0  # the refused call was taken off the window
+
+
+def _error(code: int, status: str) -> genai_errors.APIError:
+    body = {"error": {"code": code, "message": f"{status} (test)", "status": status}}
+    kind = genai_errors.ServerError if code >= 500 else genai_errors.ClientError
+    return kind(code, body)
+
+
+async def test_an_upload_goes_through_the_clients_one_retry_loop(
+    pdf_path: Path, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads are retried as calls are: 5xx after a back-off until `max_attempts`, a
+    rejected request at once, never through the limiter (the Files API is not in its quota)."""
+    async with (
+        run_simulator(SimulatorConfig(port=0, latency_ms=1)) as sim,
+        client_for(sim, redis_prefix) as client,
+    ):
+        files = client._sdk.aio.files
+        upload = files.upload
+        tries: list[int] = []
+
+        def failing(errors: list[genai_errors.APIError]) -> Any:
+            async def attempt(**kwargs: Any) -> Any:
+                tries.append(1)
+                if len(tries) <= len(errors):
+                    raise errors[len(tries) - 1]
+                return await upload(**kwargs)
+
+            return attempt
+
+        monkeypatch.setattr(files, "upload", failing([_error(503, "UNAVAILABLE")] * 2))
+        async with client.uploaded_pdf(pdf_path, 2) as pdf:
+            assert pdf.file_uri
+        assert len(tries) == 3  # two 503s, then the upload
+
+        tries.clear()
+        monkeypatch.setattr(files, "upload", failing([_error(400, "INVALID_ARGUMENT")]))
+        with pytest.raises(GeminiRejected, match=r"upload of doc\.pdf: HTTP 400"):
+            async with client.uploaded_pdf(pdf_path, 2):
+                pass
+        assert len(tries) == 1
+
+        tries.clear()
+        monkeypatch.setattr(files, "upload", failing([_error(503, "UNAVAILABLE")] * 9))
+        with pytest.raises(GeminiJobError, match=r"upload of doc\.pdf 3 times; last: HTTP 503"):
+            async with client.uploaded_pdf(pdf_path, 2):
+                pass
+        assert len(tries) == FAST_RETRY.max_attempts
+        assert client.stats.calls == 0  # no generateContent, no grant

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import anyio
@@ -31,6 +32,7 @@ from workers.gemini.request import GeminiRequest, Pdf, estimate_tokens, to_sdk_c
 from workers.gemini.retry import Failure, RetryPolicy, classify_status
 
 log = logging.getLogger("workers.gemini")
+T = TypeVar("T")
 
 BLOCKING_FINISH = frozenset(
     {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "RECITATION"}
@@ -68,6 +70,36 @@ class _Cut(Exception):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
+
+
+class _Again(Exception):
+    """An attempt ended in a way another attempt may mend. `problem` says how (logged;
+    the job's error once attempts run out). `quota`: a 429 already reported to the limiter,
+    counted apart and retried at once, the fleet cooldown being the wait."""
+
+    def __init__(self, problem: str, *, quota: bool = False) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.quota = quota
+
+
+@dataclass(slots=True)
+class _Tries:
+    """What the retry loop counted so far for one request."""
+
+    failures: int = 0
+    quota_errors: int = 0
+
+
+def _api_failure(exc: genai_errors.APIError, what: str) -> Exception:
+    """What an HTTP error from Gemini becomes: the key refused or the request rejected
+    end the job; anything else (a 429, a 5xx) is worth another attempt."""
+    failure = classify_status(exc.code, exc.details)
+    if failure is Failure.AUTH:
+        return GeminiKeyRefused(f"Gemini refused the API key: {_describe_api_error(exc)}")
+    if failure is Failure.REJECTED:
+        return GeminiRejected(f"Gemini rejected {what}: {_describe_api_error(exc)}")
+    return _Again(_describe_api_error(exc), quota=failure is Failure.QUOTA)
 
 
 class AnswerCut(GeminiJobError):
@@ -210,9 +242,11 @@ class GeminiClient:
         """Send `request` until it yields a usable answer, or raise a `JobError`."""
         estimate = estimate_tokens(request, self.rates)
         what = request.what or request.model
-        failures = quota_errors = calls = 0
+        calls = 0
         spent = TokenCounts()  # every answer of this request, usable or not, is billed
-        while True:
+
+        async def attempt(tries: _Tries) -> Answer:
+            nonlocal calls
             try:
                 reservation = await self.limiter.acquire(
                     request.model,
@@ -229,79 +263,95 @@ class GeminiClient:
             try:
                 response = await self._send(request, reservation, worker)
             except genai_errors.APIError as exc:
-                failure = classify_status(exc.code, exc.details)
-                if failure is Failure.AUTH:
-                    await self.limiter.refund(reservation, worker=worker)
-                    raise GeminiKeyRefused(
-                        f"Gemini refused the API key: {_describe_api_error(exc)}"
-                    ) from None
-                if failure is Failure.QUOTA:
-                    quota_errors += 1
+                failure = _api_failure(exc, what)
+                if isinstance(failure, _Again) and failure.quota:
                     self.stats.quota_errors += 1
-                    signal = parse_quota_error(exc.details)
                     await self.limiter.report_quota_error(
-                        request.model, signal, reservation=reservation, worker=worker
+                        request.model,
+                        parse_quota_error(exc.details),
+                        reservation=reservation,
+                        worker=worker,
                     )
-                    if quota_errors > self.retry.max_quota_retries:
-                        raise GeminiJobError(
-                            f"Gemini {request.model} kept answering 429 for {what} "
-                            f"({quota_errors} times); will retry later"
-                        ) from None
-                    continue
-                if failure is Failure.REJECTED:
+                elif isinstance(failure, GeminiKeyRefused):
+                    await self.limiter.refund(reservation, worker=worker)
+                else:
                     await self.limiter.release(reservation, worker=worker)
-                    raise GeminiRejected(
-                        f"Gemini rejected {what}: {_describe_api_error(exc)}"
-                    ) from None
-                problem = _describe_api_error(exc)
+                    if isinstance(failure, _Again):
+                        self.stats.transient_errors += 1
+                raise failure from None
             except NETWORK_ERRORS as exc:
                 if isinstance(exc, NOT_SENT_ERRORS):
                     await self.limiter.refund(reservation, worker=worker)
-                problem = _describe(exc)
-            else:
-                actual = await self._reconcile(reservation, response, worker)
-                out_tokens = _usage(response, "candidates_token_count")
-                thought = _usage(response, "thoughts_token_count")
-                spent.add(actual, out_tokens, thought)
-                self.stats.billed(request.model, actual, out_tokens, thought)
-                try:
-                    answer = self._read(request, response, what)
-                except _BadAnswer as exc:
-                    problem = str(exc)
-                except _Cut as cut:
-                    self.stats.cut_answers += 1
-                    raise AnswerCut(
-                        what,
-                        cut.text,
-                        max_output_tokens=request.max_output_tokens,
-                        output_tokens=spent.output_tokens,
-                        input_tokens=spent.input_tokens,
-                        calls=calls,
-                        thinking_tokens=spent.thinking_tokens,
-                        model=request.model,
-                    ) from None
                 else:
-                    self.stats.answers += 1
-                    return Answer(
-                        text=answer[0],
-                        parsed=answer[1],
-                        input_tokens=spent.input_tokens,
-                        output_tokens=spent.output_tokens,
-                        calls=calls,
-                        quota_errors=quota_errors,
-                        thinking_tokens=spent.thinking_tokens,
-                        model=request.model,
-                    )
-            await self.limiter.release(reservation, worker=worker)  # if nothing settled it
-            failures += 1
-            self.stats.transient_errors += 1
-            if failures >= self.retry.max_attempts:
-                raise GeminiJobError(
-                    f"Gemini failed on {what} {failures} times; last: {problem}"
+                    await self.limiter.release(reservation, worker=worker)
+                self.stats.transient_errors += 1
+                raise _Again(_describe(exc)) from None
+            actual = await self._reconcile(reservation, response, worker)
+            out_tokens = _usage(response, "candidates_token_count")
+            thought = _usage(response, "thoughts_token_count")
+            spent.add(actual, out_tokens, thought)
+            self.stats.billed(request.model, actual, out_tokens, thought)
+            try:
+                text, parsed = self._read(request, response, what)
+            except _BadAnswer as exc:
+                self.stats.transient_errors += 1
+                raise _Again(str(exc)) from None
+            except _Cut as cut:
+                self.stats.cut_answers += 1
+                raise AnswerCut(
+                    what,
+                    cut.text,
+                    max_output_tokens=request.max_output_tokens,
+                    output_tokens=spent.output_tokens,
+                    input_tokens=spent.input_tokens,
+                    calls=calls,
+                    thinking_tokens=spent.thinking_tokens,
+                    model=request.model,
                 ) from None
-            pause = self.retry.delay(failures)
-            log.info("Gemini %s: %s; retry %d in %.1f s", what, problem, failures, pause)
-            await anyio.sleep(pause)
+            self.stats.answers += 1
+            return Answer(
+                text=text,
+                parsed=parsed,
+                input_tokens=spent.input_tokens,
+                output_tokens=spent.output_tokens,
+                calls=calls,
+                quota_errors=tries.quota_errors,
+                thinking_tokens=spent.thinking_tokens,
+                model=request.model,
+            )
+
+        return await self._retrying(what, attempt, model=request.model)
+
+    async def _retrying(
+        self, what: str, attempt: Callable[[_Tries], Awaitable[T]], *, model: str = ""
+    ) -> T:
+        """The client's one retry loop: `attempt` until it returns or raises something
+        other than `_Again`. A 429 (already reported to the limiter, which makes the next
+        acquire wait out the fleet cooldown) is retried at once, up to `max_quota_retries`;
+        any other `_Again` after a jittered back-off, up to `max_attempts` attempts."""
+        tries = _Tries()
+        while True:
+            try:
+                return await attempt(tries)
+            except _Again as again:
+                if again.quota:
+                    tries.quota_errors += 1
+                    if tries.quota_errors > self.retry.max_quota_retries:
+                        raise GeminiJobError(
+                            f"Gemini {model} kept answering 429 for {what} "
+                            f"({tries.quota_errors} times); will retry later"
+                        ) from None
+                    continue
+                tries.failures += 1
+                if tries.failures >= self.retry.max_attempts:
+                    raise GeminiJobError(
+                        f"Gemini failed on {what} {tries.failures} times; last: {again.problem}"
+                    ) from None
+                pause = self.retry.delay(tries.failures)
+                log.info(
+                    "Gemini %s: %s; retry %d in %.1f s", what, again.problem, tries.failures, pause
+                )
+                await anyio.sleep(pause)
 
     async def _send(
         self, request: GeminiRequest, reservation: Reservation, worker: str
@@ -371,7 +421,7 @@ class GeminiClient:
     async def uploaded_pdf(self, path: Path, pages: int) -> AsyncIterator[Pdf]:
         """Upload a PDF through the Files API for the body of the `async with`, then delete it
         (best effort: Gemini also deletes uploads after 48 h)."""
-        uploaded = await self._with_retries(f"upload of {path.name}", lambda: self._upload(path))
+        uploaded = await self._retrying(f"upload of {path.name}", lambda _: self._upload(path))
         try:
             if not uploaded.uri:
                 raise GeminiJobError(f"Gemini's upload of {path.name} returned no URI")
@@ -385,43 +435,27 @@ class GeminiClient:
                     log.warning("could not delete uploaded file %s: %s", uploaded.name, exc)
 
     async def _upload(self, path: Path) -> types.File:
-        with anyio.fail_after(self.timeout_seconds + 5):
-            uploaded = await self._sdk.aio.files.upload(
-                file=str(path),
-                config=types.UploadFileConfig(mime_type="application/pdf"),
-            )
-            while uploaded.state == types.FileState.PROCESSING and uploaded.name:
-                await anyio.sleep(1.0)
-                uploaded = await self._sdk.aio.files.get(name=uploaded.name)
+        """One attempt at an upload (no limiter: the Files API has its own quota; a 429
+        from it is retried as any transient failure)."""
+        try:
+            with anyio.fail_after(self.timeout_seconds + 5):
+                uploaded = await self._sdk.aio.files.upload(
+                    file=str(path),
+                    config=types.UploadFileConfig(mime_type="application/pdf"),
+                )
+                while uploaded.state == types.FileState.PROCESSING and uploaded.name:
+                    await anyio.sleep(1.0)
+                    uploaded = await self._sdk.aio.files.get(name=uploaded.name)
+        except genai_errors.APIError as exc:
+            failure = _api_failure(exc, f"upload of {path.name}")
+            if isinstance(failure, _Again):
+                failure.quota = False
+            raise failure from None
+        except NETWORK_ERRORS as exc:
+            raise _Again(_describe(exc)) from None
         if uploaded.state == types.FileState.FAILED:
             raise GeminiRejected(f"Gemini could not process the upload of {path.name}")
         return uploaded
-
-    async def _with_retries(
-        self, what: str, call: Callable[[], Awaitable[types.File]]
-    ) -> types.File:
-        failures = 0
-        while True:
-            try:
-                result: types.File = await call()
-                return result
-            except genai_errors.APIError as exc:
-                failure = classify_status(exc.code, exc.details)
-                if failure is Failure.AUTH:
-                    raise GeminiKeyRefused(
-                        f"Gemini refused the API key: {_describe_api_error(exc)}"
-                    ) from None
-                if failure is Failure.REJECTED:
-                    raise GeminiRejected(
-                        f"Gemini rejected {what}: {_describe_api_error(exc)}"
-                    ) from None
-                problem = _describe_api_error(exc)
-            except NETWORK_ERRORS as exc:
-                problem = _describe(exc)
-            failures += 1
-            if failures >= self.retry.max_attempts:
-                raise GeminiJobError(f"Gemini failed on {what} {failures} times; last: {problem}")
-            await anyio.sleep(self.retry.delay(failures))
 
 
 def _usage(response: types.GenerateContentResponse, name: str) -> int:
