@@ -1,5 +1,7 @@
-"""The ledger's Lua scripts (capacity/lua/*.lua), registered once per Redis client
-and called by SHA (redis-py loads a script again after NOSCRIPT, e.g. a restarted Redis)."""
+"""The ledger's Lua scripts: each is the shared prelude `capacity/lua/ledger.lua` (reaping,
+totals, argument checks), a newline, then the operation's file; registered once per Redis
+client and called by SHA (redis-py loads a script again after NOSCRIPT, e.g. a restarted
+Redis). Other programs assemble the same text (PROTOCOL.md)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,13 @@ NAMES = ("acquire", "renew", "release", "reap", "publish", "measure")
 
 @cache
 def script_text(name: str) -> str:
+    """The full text of one operation: prelude, newline, then the operation."""
     if name not in NAMES:
         raise ValueError(f"no capacity script named {name!r}")
-    return (files("capacity") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    lua = files("capacity") / "lua"
+    prelude = (lua / "ledger.lua").read_text(encoding="utf-8")
+    body = (lua / f"{name}.lua").read_text(encoding="utf-8")
+    return f"{prelude}\n{body}"
 
 
 def script_sha(name: str) -> str:

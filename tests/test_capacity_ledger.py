@@ -451,17 +451,17 @@ async def test_renewal_and_release_move_the_totals_expiry(redis: Redis, redis_pr
 
 
 # --- the scripts ---------------------------------------------------------------------------
-def _block(name: str, marker: str) -> str:
-    text = script_text(name)
-    return text[text.index(f"-- >>> {marker}") : text.index(f"-- <<< {marker}")]
-
-
-def test_every_script_reaps_and_totals_the_same_way() -> None:
-    """The shared blocks are copied into each script (each file stands alone for
-    other programs); they must stay identical."""
-    for marker in ("reap", "totals"):
-        blocks = {_block(name, marker) for name in NAMES if name not in ("publish", "measure")}
-        assert len(blocks) == 1, f"the {marker} blocks differ between scripts"
+def test_every_script_is_the_prelude_then_its_own_file() -> None:
+    """Reaping and the totals are written once, in the prelude (capacity/lua/ledger.lua);
+    no operation's file repeats them."""
+    lua = Path(__file__).parent.parent / "capacity" / "lua"
+    prelude = (lua / "ledger.lua").read_text()
+    for name in NAMES:
+        body = (lua / f"{name}.lua").read_text()
+        assert script_text(name) == f"{prelude}\n{body}"
+        assert "HGETALL', KEYS[1])\n  for" not in body and "PEXPIREAT" not in body, name
+    with pytest.raises(ValueError, match="no capacity script named 'ledger'"):
+        script_text("ledger")
 
 
 async def test_documented_shas_are_what_redis_computes(redis: Redis) -> None:

@@ -11,8 +11,7 @@ if keep == nil or keep ~= math.floor(keep) or keep < 1 then
 end
 if #ARGV % 2 ~= 1 then error('capacity: fields and values must come in pairs') end
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end

@@ -6,59 +6,23 @@
 -- Returns {released (1|0), cpu_allocated_m, ram_allocated_m}. 0: there was no live lease
 -- under this holder and token (already expired, released, or someone else's).
 
-local IDLE_KEEP_MS = 86400000
-
 local holder, token = ARGV[1], ARGV[2]
 
--- >>> reap: drop expired or unreadable leases and sum the live ones (milli-units)
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local entries = redis.call('HGETALL', KEYS[1])
-local leases, reaped, live = {}, {}, 0
-local cpu, ram = 0, 0
-for i = 1, #entries, 2 do
-  local ok, lease = pcall(cjson.decode, entries[i + 1])
-  if ok and type(lease) == 'table' and type(lease.expires_ms) == 'number'
-      and type(lease.cpu_m) == 'number' and type(lease.ram_m) == 'number'
-      and lease.expires_ms > now then
-    leases[entries[i]] = lease
-    live = live + 1
-    cpu = cpu + lease.cpu_m
-    ram = ram + lease.ram_m
-  else
-    redis.call('HDEL', KEYS[1], entries[i])
-    reaped[#reaped + 1] = entries[i]
-  end
-end
--- <<< reap
+local now = now_ms()
+local ledger = reap(KEYS[1], now)
+local leases = ledger.leases
 
 local released = 0
 local lease = leases[holder]
 if lease ~= nil and lease.token == token then
   redis.call('HDEL', KEYS[1], holder)
   leases[holder] = nil
-  live = live - 1
-  cpu = cpu - lease.cpu_m
-  ram = ram - lease.ram_m
+  ledger.live = ledger.live - 1
+  ledger.cpu = ledger.cpu - lease.cpu_m
+  ledger.ram = ledger.ram - lease.ram_m
   released = 1
 end
 
--- >>> totals: plain numbers for GET. They expire when the latest live lease does, so
--- the share of holders killed without releasing is gone from them even if no script
--- runs again; "0", kept a day, once the server has no lease left.
-if live > 0 then
-  local latest = 0
-  for _, lease in pairs(leases) do
-    if lease.expires_ms > latest then latest = lease.expires_ms end
-  end
-  redis.call('SET', KEYS[2], tostring(cpu / 1000))
-  redis.call('SET', KEYS[3], tostring(ram / 1000))
-  redis.call('PEXPIREAT', KEYS[2], string.format('%d', latest))
-  redis.call('PEXPIREAT', KEYS[3], string.format('%d', latest))
-else
-  redis.call('SET', KEYS[2], '0', 'PX', IDLE_KEEP_MS)
-  redis.call('SET', KEYS[3], '0', 'PX', IDLE_KEEP_MS)
-end
--- <<< totals
+write_totals(KEYS[2], KEYS[3], ledger)
 
-return {released, cpu, ram}
+return {released, ledger.cpu, ledger.ram}
