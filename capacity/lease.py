@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
@@ -86,6 +88,30 @@ class Lease:
                     self._lose(f"no renewal for a whole lease period ({exc})")
                 else:
                     log.warning("%s: renewal failed, will retry: %s", self, exc)
+
+    @asynccontextmanager
+    async def kept(self) -> AsyncIterator[Lease]:
+        """Keep the lease alive (`keep_alive` in the background) for the body of an
+        `async with`, then release it, even on error or cancellation (shielded; a failed
+        release is logged: the lease then expires on its own). The body's own error comes
+        out as itself, not wrapped by the heartbeat's task group."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.keep_alive)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.release()
+                except CapacityError as exc:
+                    log.warning("%s (the lease will expire on its own)", exc)
 
     def _lose(self, why: str) -> None:
         self.ledger.forget(self.holder, self.token)

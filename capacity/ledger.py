@@ -430,21 +430,5 @@ class CapacityLedger:
         default), renewed in the background every `heartbeat_seconds`, released at the
         end even on error or cancellation. Check `lease.lost` in long bodies."""
         lease = await self.lease(holder, kind, request, wait=wait, poll=poll, max_wait=max_wait)
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lease.keep_alive)
-                try:
-                    yield lease
-                finally:
-                    tg.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # The body's own error, not wrapped by the heartbeat's task group.
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await lease.release()
-                except CapacityError as exc:
-                    log.warning("%s (the lease will expire on its own)", exc)
+        async with lease.kept():
+            yield lease

@@ -179,21 +179,8 @@ class Worker:
         lease = await self._capacity_lease(self.capacity, mode)
         if lease is None:
             return False
-        worked = False
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lease.keep_alive)
-                try:
-                    worked = await self._drain(mode, lease)
-                finally:
-                    tg.cancel_scope.cancel()
-            return worked
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await lease.release()
-                except CapacityError as exc:
-                    log.warning("%s (the lease will expire on its own)", exc)
+        async with lease.kept():
+            return await self._drain(mode, lease)
 
     async def _capacity_lease(self, ledger: CapacityLedger, mode: DocumentSource) -> Lease | None:
         """Wait for room on this machine for a worker of `mode`; None once stopping.
