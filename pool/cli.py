@@ -334,10 +334,12 @@ def start(
     import anyio
 
     from pool.manager import StartupError
+    from pool.process_limits import limit_malloc_arenas
     from pool.settings import SettingsError
     from pool.start import configure_logging, run_pool, status_printer
     from workers.store import StoreError
 
+    limit_malloc_arenas()  # before any thread: a pool's memory, not the environment's
     settings = _settings()
     configure_logging(settings)
     show = status_printer(out, settings.ocr_log_format)
@@ -366,10 +368,12 @@ def demo(
 
     from pool.demo_run import run_demo, summary_table
     from pool.manager import StartupError
+    from pool.process_limits import limit_malloc_arenas
     from pool.settings import SettingsError
     from pool.start import configure_logging, status_printer
     from workers.store import StoreError
 
+    limit_malloc_arenas()
     settings = _settings()
     configure_logging(settings)
     show = status_printer(out, settings.ocr_log_format)

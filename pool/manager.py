@@ -43,6 +43,7 @@ from pool.day_usage import DayUsage
 from pool.fleet_state import FleetState
 from pool.health import serve_health
 from pool.leftovers import PoolTempDir, TempDirError, leave, start_clean
+from pool.process_limits import limit_threads
 from pool.runtime import Runtime
 from pool.service_times import ServiceTimes
 from pool.settings import redact_url
@@ -302,6 +303,8 @@ class PoolManager:
 
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> None:
+        threads = limit_threads()
+        log.debug("blocking calls (PDF renders, copies) on at most %d threads", threads)
         async with AsyncExitStack() as stack:
             port = self.settings.ocr_metrics_port
             if port is not None:
