@@ -16,7 +16,8 @@ child process with the settings in its environment. Measured:
   from the queue, are shown), and the peak (VmHWM) at the end;
 - SIGTERM → exit: the graceful stop, jobs in hand finishing.
 
-Also, for reference, the time a bare `python -c "import pool.cli, pool.start"` takes
+Also, for reference, the time `ocr-pool --help` takes (the command line alone: no
+command's modules), and the time a bare `python -c "import pool.cli, pool.start"` takes
 (the modules `ocr-pool start` loads before any work). Medians over
 the repetitions; figures, not pass/fail.
 """
@@ -205,7 +206,16 @@ def import_seconds() -> float:
     return time.perf_counter() - started
 
 
-async def main(args: argparse.Namespace) -> tuple[list[Sample], list[float]]:
+def help_seconds() -> float:
+    """`ocr-pool --help`, the installed command (the script beside this interpreter)."""
+    started = time.perf_counter()
+    command = Path(sys.executable).with_name("ocr-pool")
+    subprocess.run([str(command), "--help"], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+async def main(args: argparse.Namespace) -> tuple[list[Sample], list[float], list[float]]:
+    helps = [help_seconds() for _ in range(args.repeat)]
     imports = [import_seconds() for _ in range(args.repeat)]
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="pool-startup-") as tmp:
@@ -225,16 +235,19 @@ async def main(args: argparse.Namespace) -> tuple[list[Sample], list[float]]:
         with simulator_process(config) as sim_url:
             for n in range(args.repeat):
                 samples.append(await one_start(backlog, sim_url, args, work_dir, n))
-    return samples, imports
+    return samples, helps, imports
 
 
-def report(samples: list[Sample], imports: list[float], args: argparse.Namespace) -> None:
+def report(
+    samples: list[Sample], helps: list[float], imports: list[float], args: argparse.Namespace
+) -> None:
     out = Console() if sys.stdout.isatty() else Console(width=150)
     table = Table(
         title=f"ocr-pool start, {args.workers} workers ({os.cpu_count()} cores), "
         f"{len(samples)} runs"
     )
     rows: list[tuple[str, list[float], str]] = [
+        ("ocr-pool --help", helps, "s"),
         (f"python -c '{IMPORTS}' (reference)", imports, "s"),
         ("start → ready (log line)", [s.ready for s in samples if s.ready is not None], "s"),
         ("start → first claim (ocr_started_at)", [s.first_claim for s in samples], "s"),
