@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pool.console import die, out
+from pool.console import die, out, settings_or_exit
 from pool.tables import Column, FitTable
 
 if TYPE_CHECKING:  # imported where used: registering the command loads none of them
@@ -38,12 +38,9 @@ def register(app: typer.Typer) -> None:
         import anyio
 
         from capacity import CapacityError
-        from pool.settings import SettingsError, load_settings, redact_url
+        from pool.settings import redact_url
 
-        try:
-            settings = load_settings()
-        except SettingsError as exc:
-            die(str(exc), 2)
+        settings = settings_or_exit()
         try:
             states = anyio.run(_read, settings, server or [])
         except CapacityError as exc:

@@ -20,7 +20,7 @@ from migrations import DEFAULT_LOCK_TIMEOUT_MS
 from pool.capacity_cli import register as register_capacity
 from pool.cleanup_cli import register as register_cleanup
 from pool.cli_kit import Group, finish, print_version
-from pool.console import die, err, out, print_report
+from pool.console import die, err, out, print_report, settings_or_exit
 from pool.gemini_cli import register as register_gemini
 from pool.lockdown_cli import register as register_lockdown
 from workers.store.models import DocumentSource
@@ -53,15 +53,6 @@ def _root(
     ] = False,
 ) -> None:
     """OCR of Quebec land-registry documents (index, acte) with Gemini, from a shared queue."""
-
-
-def _settings() -> Settings:
-    from pool.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        die(str(exc), 2)
 
 
 def _run(main: Callable[[], Awaitable[T]]) -> T:
@@ -103,7 +94,7 @@ def migrate(
         return
     from pool.migrate import check_can_create, migrate_environments
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> None:
         envs = [settings.environment(env)] if env else settings.require_queue()
@@ -137,7 +128,7 @@ def backfill(
     boosted_file_content), derived from their stored text without calling Gemini."""
     from pool.backfill import backfill_environment
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> None:
         envs = [settings.environment(env)] if env else settings.require_queue()
@@ -183,7 +174,7 @@ def enqueue(
     from pool.ingest import batches, duplicate_line, enqueue_batch, scan, summary_line
     from pool.queues import queue_stores
 
-    settings = _settings()
+    settings = settings_or_exit()
     target = _resolve_env(settings, env)
     found = scan(paths)
     for problem in found.problems():
@@ -244,7 +235,7 @@ def requeue_failed(
     """Put documents that failed OCR (status 4) back in the queue with fresh attempts."""
     from pool.queues import queue_stores
 
-    settings = _settings()
+    settings = settings_or_exit()
     envs = [settings.environment(env)] if env else _require(settings)
 
     async def main() -> None:
@@ -267,7 +258,7 @@ def status(
     from pool.gemini_cli import gemini_or_error, gemini_table
     from pool.queues import queue_stores
 
-    settings = _settings()
+    settings = settings_or_exit()
     envs = _require(settings)
 
     async def main() -> dict[str, list[SourceStats]]:
@@ -340,7 +331,7 @@ def start(
     from workers.store import StoreError
 
     limit_malloc_arenas()  # before any thread: a pool's memory, not the environment's
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(settings)
     show = status_printer(out, settings.ocr_log_format)
     try:
@@ -374,7 +365,7 @@ def demo(
     from workers.store import StoreError
 
     limit_malloc_arenas()
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(settings)
     show = status_printer(out, settings.ocr_log_format)
     root = samples.expanduser().resolve()

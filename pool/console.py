@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from pool.settings import QueueEnvironment
+    from pool.settings import QueueEnvironment, Settings
 
 out = Console()
 err = Console(stderr=True)
@@ -21,13 +21,23 @@ def die(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def queue_environments(env: str | None) -> list[QueueEnvironment]:
-    """The queue environment named `env`, or every configured one; a settings problem is
-    one line and exit 2."""
+def settings_or_exit() -> Settings:
+    """The settings, or one line and exit 2 (a command's first step)."""
     from pool.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings()
+        return load_settings()
+    except SettingsError as exc:
+        die(str(exc), 2)
+
+
+def queue_environments(env: str | None) -> list[QueueEnvironment]:
+    """The queue environment named `env`, or every configured one; a settings problem is
+    one line and exit 2."""
+    from pool.settings import SettingsError
+
+    settings = settings_or_exit()
+    try:
         return [settings.environment(env)] if env else settings.require_queue()
     except SettingsError as exc:
         die(str(exc), 2)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pool.console import die, out
+from pool.console import die, out, settings_or_exit
 from pool.tables import Column, FitTable
 
 if TYPE_CHECKING:  # imported where used: registering the command loads none of them
@@ -148,12 +148,7 @@ def register(app: typer.Typer) -> None:
         """Gemini usage per model against the (adaptive) limits, cooldowns, 429s."""
         import anyio
 
-        from pool.settings import SettingsError, load_settings
-
-        try:
-            settings = load_settings()
-        except SettingsError as exc:
-            die(str(exc), 2)
+        settings = settings_or_exit()
         usage = gemini_or_error(settings)
         if isinstance(usage, str):
             die(usage, 1)
