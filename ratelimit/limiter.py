@@ -339,8 +339,8 @@ class GeminiLimiter:
 
     async def _evalsha(self, sha: str, args: Sequence[str | int | float | bytes]) -> Any:
         """EVALSHA on a connection of the client's pool, without the client's command
-        wrapper (its retry loop, response callbacks and instrumentation are a fifth of a
-        call's client time; the limiter handles outages itself). redis-py closes a
+        wrapper (its retry loop, response callbacks and instrumentation: about 12 us of a
+        ~150 us call; the limiter handles outages itself). redis-py closes a
         connection that fails or is cancelled mid-command before it goes back to the pool.
 
         A pooled connection Redis closed while it sat idle (Redis restarted) can pass the
