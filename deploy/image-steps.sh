@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The steps of deploy/Dockerfile on a host without a container engine, then the
-# container's run: what CI can check of the image (tests/test_deploy_image_steps.py).
+# container's run: what CI can check of the image (tests/integration/test_deploy_image_steps.py).
 #
 #   DATABASE_URL=postgresql://…/empty_db REDIS_URL=redis://… bash deploy/image-steps.sh
 #

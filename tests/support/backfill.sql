@@ -1,4 +1,4 @@
--- Rows for tests/test_backfill.py: documents completed before this release.
+-- Rows for tests/integration/test_backfill.py: documents completed before this release.
 
 -- name: done_row
 INSERT INTO extraction_queue (document_source, document_number, status_id, supabase_path,

@@ -1,5 +1,5 @@
 -- Set-up and inspection of ocr_gemini_day_usage (migrations/0008) for the tests of
--- the durable day count (tests/test_day_usage_*.py).
+-- the durable day count (tests/*/test_day_usage_*.py).
 
 -- name: day_usage_set
 INSERT INTO ocr_gemini_day_usage (model, quota_day, requests)

@@ -8,7 +8,7 @@ report holds its snapshot open once the first index build starts. The migration
 must wait for them politely (lock timeout, roll back, retry) instead of queueing
 every writer behind its lock.
 
-Used by tests/test_live_migration.py (asserts) and benchmarks/migrate_live.py
+Used by tests/integration/test_live_migration.py (asserts) and benchmarks/migrate_live.py
 (prints figures).
 """
 

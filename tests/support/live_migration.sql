@@ -1,4 +1,4 @@
--- Statements for tests/test_live_migration.py and benchmarks/migrate_live.py:
+-- Statements for tests/integration/test_live_migration.py and benchmarks/migrate_live.py:
 -- snapshots of a pre-existing table's rows and access, and the other programs
 -- (writers, long transactions) that run while ocr-pool migrates.
 

@@ -1,4 +1,4 @@
--- Statements for tests/test_lockdown.py: a Supabase-shaped database, and probes of
+-- Statements for tests/integration/test_lockdown.py: a Supabase-shaped database, and probes of
 -- what each role can do in it.
 
 -- Supabase's API roles, with Supabase's attributes, created only when missing

@@ -1,5 +1,5 @@
--- Set-up and inspection for the operator's kit tests (tests/test_cleanup.py,
--- tests/test_cli.py).
+-- Set-up and inspection for the operator's kit tests (tests/integration/test_cleanup.py,
+-- tests/integration/test_cli.py).
 
 -- name: truncate_own_tables
 TRUNCATE extraction_queue, ocr_pool_allocations, ocr_result_cache, ocr_queue_outages,

@@ -6,7 +6,7 @@
 -- variants of row level security; rows in every `supabase_path` form and every
 -- status. Facts about the original, written for these tests.
 --
--- The roles anon, authenticated and service_role must exist (tests/test_lockdown.py
+-- The roles anon, authenticated and service_role must exist (tests/integration/test_lockdown.py
 -- creates them: `supabase_roles` in tests/support/lockdown.sql).
 
 -- name: schema

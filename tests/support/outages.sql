@@ -1,4 +1,4 @@
--- Test-only statements of the outage tests (tests/test_outages_*.py).
+-- Test-only statements of the outage tests (tests/*/test_outages_*.py).
 
 -- name: note_outage
 SELECT ocr_note_outage(p_seconds => $1, p_reporter => 'test');

@@ -13,7 +13,7 @@ Errors come back in PostgREST's shape: {"code", "message", "details", "hint"}.
 By default the calls run as the user of `database_url` (the owner, in tests).
 With `role`, every connection first becomes that role, as PostgREST does for the
 key's role: `role="service_role"` is the service key of a Supabase project,
-`role="anon"` its anon key (see tests/test_lockdown.py).
+`role="anon"` its anon key (see tests/integration/test_lockdown.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- Statements for the runner tests in tests/test_migrations.py.
+-- Statements for the runner tests in tests/integration/test_migrations.py.
 
 -- name: ledger
 SELECT version, name, checksum FROM ocr_pool_migrations ORDER BY version;

@@ -1,0 +1,1 @@
+"""Tests against real PostgreSQL and Redis, the Gemini simulator, pools as processes."""
