@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import click
 import typer
 
 from gemini_simulator.config import ConfigError, SimulatorConfig
@@ -22,11 +21,9 @@ _DEFAULTS = SimulatorConfig()
 
 
 def die(message: str, code: int) -> NoReturn:
-    """One line on stderr after the program's name, then exit with `code` (2: a bad
-    option, 1: could not serve)."""
-    context = click.get_current_context(silent=True)
-    program = context.find_root().info_name if context is not None else None
-    typer.echo(f"{program or 'gemini-simulator'}: {message}", err=True)
+    """One line on stderr, as every `ocr-pool` command says its errors, then exit with
+    `code` (2: a bad option, 1: could not serve)."""
+    typer.echo(f"ocr-pool: {message}", err=True)
     raise typer.Exit(code)
 
 
