@@ -60,7 +60,8 @@ def split_cpu(cpu_seconds: float, weights: Mapping[str, float]) -> dict[str, flo
         each = used / len(weights)
         return dict.fromkeys(weights, each)
     total = sum(positive.values())
-    return {h: used * positive.get(h, 0.0) / total for h in weights}
+    # the weight's share first: used * w / total can round badly (w, total subnormal)
+    return {h: used * (positive.get(h, 0.0) / total) for h in weights}
 
 
 def weight_of(held_seconds: float, half_life: float = HALF_LIFE_SECONDS) -> float:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis as sync_redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 from rich.console import Console
@@ -53,6 +53,7 @@ def test_split_follows_the_weights_and_gives_equal_shares_without_them() -> None
     st.floats(0, 1e6),
     st.dictionaries(st.text(min_size=1, max_size=4), st.floats(0, 100), min_size=1, max_size=8),
 )
+@example(used=1.5, weights={"0": 5e-324})  # used * w / total rounded to 2.0
 def test_split_hands_out_exactly_what_was_used(used: float, weights: dict[str, float]) -> None:
     shares = split_cpu(used, weights)
     assert set(shares) == set(weights)

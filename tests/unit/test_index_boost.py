@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from workers.boost import CLOSED_NATURES, ORIGINAL_NATURES, BoostResult, boost_index
@@ -721,6 +721,20 @@ def test_only_natures_change_and_each_change_has_exactly_one_note(
 
 @settings(max_examples=300, deadline=None)
 @given(_documents)
+@example(  # a doubtful « Vente » the bank rule settles only once it reads « Vente »
+    [
+        page(
+            Inscription(
+                acte_publication_date=None,
+                acte_publication_number=None,
+                acte_nature="Vente [?]",
+                parties=[Party(name="HYDRO-QUÉBEC", role=""), Party(name="RBC", role="Créancier")],
+                remarques=None,
+                radiation_number=None,
+            )
+        )
+    ]
+)
 def test_boost_is_deterministic_and_idempotent(pages: list[IndexPageResult]) -> None:
     first = boost_index(pages)
     assert boost_index(pages) == first

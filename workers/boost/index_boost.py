@@ -58,6 +58,10 @@ def boost_index(pages: Sequence[IndexPageResult]) -> BoostResult:
             reading = read_nature(inscription.acte_nature)
             evidence = gather_evidence(inscription)
             local = decide_locally(reading, evidence)
+            normal = _normalisation(reading) if local is None else None
+            if normal is not None:
+                # decided on the listed spelling, as a second pass would (idempotence)
+                local = decide_locally(read_nature(normal.nature), evidence)
             lines.append(Line(page.pageNumber, position + 1, inscription, reading, evidence, local))
     by_radiation = radiation_proposals(lines)
 
