@@ -52,11 +52,11 @@ from benchmarks.support import (
 )
 from capacity import CapacityLedger
 from capacity.resources import parse_costs
+from domain import DocumentSource
 from gemini_simulator import SimulatorConfig
 from pool.manager import PoolManager
-from pool.runtime import open_runtime
+from pool.wiring.runtime import open_runtime
 from tests.support.databases import temporary_database_async
-from workers.store import DocumentSource
 from workers.worker import JobReport, Outcome
 
 INDEX = DocumentSource.INDEX

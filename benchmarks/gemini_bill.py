@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 
 from benchmarks.support import REDIS_URL, drop_prefix
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.samples import acte_document, index_document, index_page_lines, write_pdf
-from pool.settings import load_settings
+from pool.cli.samples import acte_document, index_document, index_page_lines, write_pdf
+from pool.wiring.settings import load_settings
 from ratelimit import GeminiLimiter
 from workers.gemini import GeminiClient, RetryPolicy
 from workers.pdf import PdfLimits, inspect_pdf

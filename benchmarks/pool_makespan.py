@@ -55,6 +55,7 @@ from benchmarks.support import (
     simulator_reset,
     write_backlog,
 )
+from domain import DocumentSource
 from gemini_simulator import SimulatorConfig
 from pool.allocation import (
     Allocation,
@@ -66,10 +67,9 @@ from pool.allocation import (
     static_split,
 )
 from pool.manager import Policy, PoolManager
-from pool.runtime import open_runtime
+from pool.wiring.runtime import open_runtime
 from tests.support.databases import temporary_database_async
 from tests.support.sql import Q
-from workers.store import DocumentSource
 from workers.worker import JobReport, Outcome
 
 INDEX, ACTE = DocumentSource.INDEX, DocumentSource.ACTE

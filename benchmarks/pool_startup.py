@@ -17,7 +17,7 @@ child process with the settings in its environment. Measured:
 - SIGTERM → exit: the graceful stop, jobs in hand finishing.
 
 Also, for reference, the time `ocr-pool --help` takes (the command line alone: no
-command's modules), and the time a bare `python -c "import pool.cli, pool.start"` takes
+command's modules), and the time a bare `python -c "import pool.cli, pool.cli.start"` takes
 (the modules `ocr-pool start` loads before any work). Medians over
 the repetitions; figures, not pass/fail.
 """
@@ -52,10 +52,10 @@ from benchmarks.support import (
     simulator_process,
     write_backlog,
 )
+from domain import DocumentSource
 from gemini_simulator import SimulatorConfig
+from store.postgres import PostgresStore
 from tests.support.databases import temporary_database_async
-from workers.store import DocumentSource
-from workers.store.postgres import PostgresStore
 
 OCR_POOL = Path(sys.executable).with_name("ocr-pool")
 READY_MARK = " ready on "
@@ -63,7 +63,7 @@ FIRST_CLAIM = """
 SELECT extract(epoch FROM min(ocr_started_at))::float8 AS at
 FROM extraction_queue WHERE status_id IN (5, 6)
 """
-IMPORTS = "import pool.cli, pool.start"
+IMPORTS = "import pool.cli, pool.cli.start"
 IN_PROGRESS = "SELECT count(*)::int FROM extraction_queue WHERE status_id = 6"
 
 

@@ -22,11 +22,12 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
+from domain import DocumentSource
+from store import QueueStore
+from store.postgres import PostgresStore
+from store.supabase import SupabaseStore
 from tests.support.databases import temporary_database_async
 from tests.support.sql import Q
-from workers.store import DocumentSource, QueueStore
-from workers.store.postgres import PostgresStore
-from workers.store.supabase import SupabaseStore
 
 GOAL = 2000.0
 

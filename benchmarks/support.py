@@ -20,12 +20,12 @@ from typing import Any
 import pymupdf
 from redis.asyncio import Redis
 
+from domain import DocumentSource
 from gemini_simulator import SimulatorConfig
 from gemini_simulator.server import admin
-from pool.runtime import Runtime
-from pool.samples import acte_paragraphs, index_page_lines, sample_index_page, write_pdf
-from pool.settings import Settings, load_settings
-from workers.store import DocumentSource
+from pool.cli.samples import acte_paragraphs, index_page_lines, sample_index_page, write_pdf
+from pool.wiring.runtime import Runtime
+from pool.wiring.settings import Settings, load_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MAX_ATTEMPTS = 3

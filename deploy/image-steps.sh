@@ -154,7 +154,7 @@ as_user ocr-pool migrate
 step "ocr-pool simulator (port $SIM_PORT) and sample documents"
 as_user python3 -c "
 from pathlib import Path
-from pool.samples import write_samples
+from pool.cli.samples import write_samples
 write_samples(Path('$WORK/documents'), 2, 2, $$ % 10000, index_pages=2, acte_pages=2)"
 # Started without a function or subshell in between: $! is the process itself.
 "${AS[@]}" ocr-pool simulator --host 127.0.0.1 --port "$SIM_PORT" --corpus "$WORK/documents" \

@@ -1,6 +1,6 @@
 """`ocr-pool simulator`: a local Gemini simulator for tests, benchmarks and demos.
 
-`pool/cli.py` calls `register(app)`; `python -m gemini_simulator` runs the same command
+`pool/cli/app.py` calls `register(app)`; `python -m gemini_simulator` runs the same command
 alone. The first line on stdout is `gemini-simulator listening on http://HOST:PORT`
 (flushed), so scripts can read the URL; it serves until SIGINT/SIGTERM, then exits 0.
 The server is imported when the command runs, not when it is registered (`--help` need

@@ -41,7 +41,7 @@ from typing import TypeVar
 import anyio
 
 from ratelimit.limiter import OUTAGE_ERRORS, GeminiLimiter, LimiterError, ModelMetrics
-from workers.store import QueueStore, StoreError
+from store import QueueStore, StoreError
 
 log = logging.getLogger("pool")
 T = TypeVar("T")

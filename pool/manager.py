@@ -37,19 +37,18 @@ from redis.exceptions import (
 
 from capacity import run_maintenance
 from capacity.errors import redact
+from domain import AllocationRecord, DocumentSource
 from pool.allocation import Allocation, AllocationRules, TypeDemand, allocate
 from pool.bill import BillPublisher, spent
 from pool.day_usage import DayUsage
 from pool.fleet_state import FleetState
-from pool.health import serve_health
 from pool.leftovers import PoolTempDir, TempDirError, leave, start_clean
 from pool.process_limits import limit_threads
-from pool.runtime import Runtime
 from pool.service_times import ServiceTimes
-from pool.settings import redact_url
-from pool.snapshot import Allocation as SnapshotAllocation
-from pool.snapshot import PoolSnapshot, WorkerCrash, tally_workers
-from pool.stats import PoolStats
+from pool.status.health import serve_health
+from pool.status.snapshot import Allocation as SnapshotAllocation
+from pool.status.snapshot import PoolSnapshot, WorkerCrash, tally_workers
+from pool.status.stats import PoolStats
 from pool.supervision import (
     Readiness,
     SupervisionPolicy,
@@ -57,13 +56,9 @@ from pool.supervision import (
     pool_readiness,
     restart_delay,
 )
-from workers.store import (
-    AllocationRecord,
-    DocumentSource,
-    SourceComposition,
-    StoreError,
-    StoreUnavailable,
-)
+from pool.wiring.runtime import Runtime
+from pool.wiring.settings import redact_url
+from store import SourceComposition, StoreError, StoreUnavailable
 from workers.worker import JobReport, Outcome, Worker
 
 log = logging.getLogger("pool")

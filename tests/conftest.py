@@ -13,6 +13,9 @@ import asyncpg
 import pytest
 import redis as sync_redis
 
+from store import QueueStore
+from store.postgres import PostgresStore
+from store.supabase import SupabaseStore
 from tests.support.databases import (
     temporary_database,
     temporary_database_async,
@@ -21,9 +24,6 @@ from tests.support.databases import (
 from tests.support.postgrest import serve_postgrest
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.sql import Q
-from workers.store import QueueStore
-from workers.store.postgres import PostgresStore
-from workers.store.supabase import SupabaseStore
 
 SERVICE_KEY = "test-service-key"
 

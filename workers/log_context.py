@@ -5,7 +5,7 @@ the value is a context variable, so every line logged under it carries the docum
 deep in the Gemini client, the limiter or the store included (task groups started
 inside inherit it). `DocumentFilter`, on the log handler, copies it onto each record as
 the attributes `doc_id`, `doc_type`, `env` and `worker` (fields of their own in JSON
-logs, a `[...]` suffix in text logs: `pool.logs`). A line that passes the fields itself
+logs, a `[...]` suffix in text logs: `pool.cli.logs`). A line that passes the fields itself
 (`extra=fields(...)`) keeps its own.
 """
 

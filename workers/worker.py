@@ -18,6 +18,8 @@ import anyio
 
 from capacity import CapacityError, CapacityLedger, CapacityRefused, Lease
 from capacity.errors import redact
+from domain import DocumentSource
+from store import ClaimedJob, FailOutcome, QueueStore, ResultRefused, StoreError, StoreUnavailable
 from workers import log_context
 from workers.documents import FetchConfig, StorageTarget, fetch_document
 from workers.errors import JobError, PermanentJobError, ServiceUnavailable
@@ -28,15 +30,6 @@ from workers.pipelines import acte, index
 from workers.pipelines.context import PipelineContext
 from workers.pipelines.result import PipelineResult
 from workers.pipelines.schema import Usage
-from workers.store import (
-    ClaimedJob,
-    DocumentSource,
-    FailOutcome,
-    QueueStore,
-    ResultRefused,
-    StoreError,
-    StoreUnavailable,
-)
 
 log = logging.getLogger("workers")
 T = TypeVar("T")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from domain import AllocationRecord
+from store import QueueStore, StoreError
 from tests.support.sql import Q
-from workers.store import AllocationRecord, QueueStore, StoreError
 
 pytestmark = pytest.mark.anyio
 

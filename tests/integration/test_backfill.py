@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from migrations import load_queries
-from migrations.runner import apply_migrations
+from store.migrations.runner import apply_migrations
+from store.sql import load_queries
 from tests.integration.test_cli import ocr_pool
 from tests.support.databases import temporary_database_async
 from workers.pipelines.backfill import derive

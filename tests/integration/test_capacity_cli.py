@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from capacity import CapacityLedger, Limits, PressureGuard, Resources
 from capacity.probe import CpuSample
-from pool.capacity_cli import register
+from pool.cli.capacity import register
 from tests.support.redis_server import free_port
 
 SECRET = "pw-Capa-unseen"

@@ -34,7 +34,7 @@ from capacity.keys import measured_key
 from capacity.pressure import judge, pressing_text
 from capacity.resources import DEFAULT_COSTS
 from capacity.scripts import script_text
-from pool.panel import capacity_part
+from pool.status.panel import capacity_part
 
 pytestmark = pytest.mark.anyio
 R = Resources

@@ -15,7 +15,7 @@ import anyio
 import asyncpg
 import pytest
 
-from migrations.runner import apply_migrations
+from store.migrations.runner import apply_migrations
 from tests.support.postgres_server import postgres_server
 from tests.support.sql import Q
 

@@ -17,8 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from migrations import load_queries
-from pool.cleanup import (
+from pool.cli.cleanup_rules import (
     KEPT,
     TARGETS,
     TableResult,
@@ -28,7 +27,8 @@ from pool.cleanup import (
     ocr_tables,
     parse_duration,
 )
-from pool.settings import QueueEnvironment
+from pool.wiring.settings import QueueEnvironment
+from store.sql import load_queries
 
 K = load_queries(Path(__file__).parents[1] / "support" / "operator_kit.sql")
 DAY = timedelta(days=1)
@@ -155,7 +155,9 @@ async def test_every_ocr_table_has_a_decision(migrated_url: str) -> None:
     finally:
         await conn.close()
     decided = {t.table for t in TARGETS} | set(KEPT)
-    assert tables == decided, "a new ocr_* table: add it to pool/cleanup.py TARGETS or KEPT"
+    assert tables == decided, (
+        "a new ocr_* table: add it to pool/cli/cleanup_rules.py TARGETS or KEPT"
+    )
 
 
 @pytest.mark.anyio

@@ -15,7 +15,7 @@ import anyio
 import asyncpg
 import pytest
 
-from migrations import load_queries
+from store.sql import load_queries
 from tests.support.databases import database_url, temporary_database, truncate_queue
 
 SECRET = "pw-Zq81-unseen"

@@ -23,19 +23,19 @@ from redis.asyncio import Redis
 
 from gemini_simulator import SimulatorConfig, run_simulator
 from gemini_simulator.server import Simulator
-from migrations import load_queries
 from pool.day_usage import DayUsage, quota_date
 from pool.manager import PoolManager
-from pool.runtime import open_runtime
+from pool.wiring.runtime import open_runtime
 from ratelimit import GeminiLimiter, LimiterConfig, Quota
+from store import QueueStore
+from store.postgres import PostgresStore
+from store.sql import load_queries
+from store.supabase import SupabaseStore
 from tests.integration.test_workers_e2e import settings_for
 from tests.support.databases import temporary_database_async
 from tests.support.postgrest import serve_postgrest
 from tests.support.redis_server import RedisServer, free_port
 from workers.gemini import GeminiClient, GeminiRequest, RetryPolicy, Text
-from workers.store import QueueStore
-from workers.store.postgres import PostgresStore
-from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 D = load_queries(Path(__file__).parents[1] / "support" / "day_usage.sql")

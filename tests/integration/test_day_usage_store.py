@@ -14,8 +14,8 @@ import anyio
 import asyncpg
 import pytest
 
-from migrations import load_queries
-from workers.store import QueueStore, StoreError
+from store import QueueStore, StoreError
+from store.sql import load_queries
 
 pytestmark = pytest.mark.anyio
 D = load_queries(Path(__file__).parents[1] / "support" / "day_usage.sql")

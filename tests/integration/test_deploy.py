@@ -22,8 +22,8 @@ import anyio
 import pytest
 from ruamel.yaml import YAML
 
-from pool.health import serve_health
-from pool.settings import Settings
+from pool.status.health import serve_health
+from pool.wiring.settings import Settings
 from tests.unit.test_panel import sample_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

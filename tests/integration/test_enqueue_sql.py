@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.store import DocumentSource, QueueStore, Status
+from domain import DocumentSource, Status
+from store import QueueStore
 
 pytestmark = pytest.mark.anyio
 INDEX = DocumentSource.INDEX

@@ -11,10 +11,10 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
+from domain import DocumentSource
 from pool.allocation import Allocation
 from pool.fleet_state import FleetState
 from pool.manager import assign_modes
-from workers.store import DocumentSource
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from gemini_simulator import SimulatorConfig, run_simulator
 from gemini_simulator.server import Simulator
 from pool.bill import BillPublisher, BillRow, growth, parse_bill, quota_day, read_bill
-from pool.settings import load_settings
+from pool.wiring.settings import load_settings
 from ratelimit import GeminiLimiter
 from tests.integration.test_gemini_cli import ocr_pool
 from workers.gemini import AnswerCut, GeminiClient, GeminiRequest, RetryPolicy, Text

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from gemini_simulator import SimulatorConfig, run_simulator
 from gemini_simulator.server import Simulator
-from pool.samples import (
+from pool.cli.samples import (
     SampleIndexPage,
     index_lines,
     index_page_lines,

@@ -11,8 +11,8 @@ import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pool.health import HealthServer, Readiness, serve_health
-from pool.snapshot import PoolSnapshot
+from pool.status.health import HealthServer, Readiness, serve_health
+from pool.status.snapshot import PoolSnapshot
 from tests.unit.test_metrics import (
     POOL_FAMILIES,
     PROCESS_FAMILIES,

@@ -24,12 +24,12 @@ import pytest
 from redis.asyncio import Redis
 
 from capacity import server_keys
+from domain import Status
 from gemini_simulator import SimulatorConfig, run_simulator
 from ratelimit import LimiterConfig, Quota
 from ratelimit.limiter import read_fleet_usage
 from tests.support.pool_process import PoolProcess, pool_env, wait_for
 from tests.support.queue_fill import enqueue_all, fetch, make_documents
-from workers.store import Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pool.samples import acte_paragraphs, write_pdf
+from pool.cli.samples import acte_paragraphs, write_pdf
 from workers import tempdirs
 from workers.documents import FetchConfig, fetch_document
 from workers.pdf import PdfLimits, inspect_pdf

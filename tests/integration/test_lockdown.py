@@ -1,4 +1,4 @@
-"""What the anon key can do: nothing (migrations/0006_lockdown.sql, issue 7).
+"""What the anon key can do: nothing (store/migrations/0006_lockdown.sql, issue 7).
 
 Each test builds what a Supabase project is before our migrations run: the roles
 `anon`, `authenticated` and `service_role` (created in the cluster if missing,
@@ -27,8 +27,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from migrations import Migration, discover, load_queries
-from migrations.exposure import (
+from domain import AllocationRecord, DocumentSource
+from store import StoreError
+from store.migrations import Migration, discover
+from store.migrations.exposure import (
     ALL_PRIVILEGES,
     Access,
     SharedTable,
@@ -41,13 +43,13 @@ from migrations.exposure import (
     lockdown_change,
     pin_schema,
 )
-from migrations.runner import LockPolicy, apply_migrations
-from migrations.steps import split_steps
+from store.migrations.runner import LockPolicy, apply_migrations
+from store.migrations.steps import split_steps
+from store.postgres import PostgresStore
+from store.sql import load_queries
+from store.supabase import SupabaseStore
 from tests.support.databases import ADMIN_URL, temporary_database_async
 from tests.support.postgrest import serve_postgrest
-from workers.store import AllocationRecord, DocumentSource, StoreError
-from workers.store.postgres import PostgresStore
-from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 L = load_queries(Path(__file__).parents[1] / "support" / "lockdown.sql")

@@ -18,15 +18,15 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from domain import DocumentSource
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.logs import LogFormat, configure_logging, document_suffix, json_line
-from pool.samples import acte_paragraphs, write_pdf
-from pool.settings import SettingsError, load_settings
+from pool.cli.logs import LogFormat, configure_logging, document_suffix, json_line
+from pool.cli.samples import acte_paragraphs, write_pdf
+from pool.wiring.settings import SettingsError, load_settings
+from store.postgres import PostgresStore
 from tests.support.pool_process import ROOT, pool_env
 from tests.support.sql import Q
 from workers import log_context
-from workers.store import DocumentSource
-from workers.store.postgres import PostgresStore
 
 DOC = {"doc_id": "42", "doc_type": "index", "env": "prod", "worker": "srv-1-3f9a1c-w01"}
 

@@ -17,16 +17,16 @@ import anyio
 import asyncpg
 import pytest
 
-from migrations import (
+from domain import DocumentSource, Status
+from pool.cli.migrate import step_progress
+from store.migrations import (
     Migration,
     combined_sql,
     discover,
-    load_queries,
-    parse_queries,
     parse_superseded,
     superseded_checksums,
 )
-from migrations.runner import (
+from store.migrations.runner import (
     LockPolicy,
     MigrationError,
     StepEvent,
@@ -35,13 +35,12 @@ from migrations.runner import (
     next_backoff,
     with_lock_retries,
 )
-from migrations.steps import StepFormatError, split_steps
-from pool.migrate import step_progress
+from store.migrations.steps import StepFormatError, split_steps
+from store.postgres import PostgresStore
+from store.sql import load_queries, parse_queries
 from tests.support.live_migration import EARLIER_RELEASE, earlier_release
 from tests.support.live_migration import S as LS
 from tests.support.sql import Q
-from workers.store import DocumentSource, Status
-from workers.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.anyio
 FreshDatabase = Callable[..., AbstractAsyncContextManager[str]]

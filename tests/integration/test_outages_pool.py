@@ -15,14 +15,14 @@ import anyio
 import asyncpg
 import pytest
 
+from domain import Status
 from gemini_simulator import SimulatorConfig, run_simulator
-from migrations import load_queries
-from migrations.runner import apply_migrations
+from store.migrations.runner import apply_migrations
+from store.sql import load_queries
 from tests.integration.test_workers_e2e import check_acte_content, check_index_content, make_corpus
 from tests.support.pool_process import PoolProcess, pool_env, wait_for
 from tests.support.postgres_server import PostgresServer, postgres_server
 from tests.support.sql import Q
-from workers.store import Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 OQ = load_queries(Path(__file__).parents[1] / "support" / "outages.sql")

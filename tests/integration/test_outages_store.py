@@ -21,12 +21,13 @@ import anyio
 import asyncpg
 import pytest
 
-from migrations import load_queries
-from migrations.runner import apply_migrations
+from domain import DocumentSource, Status
+from store import FailOutcome, QueueStore, StoreUnavailable
+from store.migrations.runner import apply_migrations
+from store.postgres import PostgresStore
+from store.sql import load_queries
+from store.supabase import SupabaseStore
 from tests.support.postgres_server import postgres_server
-from workers.store import DocumentSource, FailOutcome, QueueStore, Status, StoreUnavailable
-from workers.store.postgres import PostgresStore
-from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 INDEX = DocumentSource.INDEX
@@ -333,7 +334,7 @@ async def test_a_store_reports_the_outage_it_lived_through(
             await store.close()
         stored = await row(server.url, job_id)
     assert (stored["status_id"], stored["ocr_attempts"]) == (Status.OCR_COMPLETE, 0)
-    said = [r.getMessage() for r in caplog.records if r.name == "workers.store"]
+    said = [r.getMessage() for r in caplog.records if r.name == "store"]
     assert len([m for m in said if "unreachable" in m]) == 1, said
     assert len([m for m in said if "answers again" in m]) == 1, said
     assert not [r for r in caplog.records if r.exc_info and r.levelno > logging.DEBUG]

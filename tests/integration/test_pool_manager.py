@@ -16,16 +16,16 @@ import anyio
 import asyncpg
 import pytest
 
+from domain import DocumentSource, Status
 from gemini_simulator import SimulatorConfig, run_simulator
+from pool.cli.samples import acte_paragraphs, index_lines, write_pdf
 from pool.manager import PoolManager
-from pool.runtime import open_runtime
-from pool.samples import acte_paragraphs, index_lines, write_pdf
-from pool.settings import Settings
+from pool.wiring.runtime import open_runtime
+from pool.wiring.settings import Settings
 from tests.integration.test_workers_e2e import settings_for
 from tests.support.pool_process import ROOT, pool_env
 from tests.support.sql import Q
 from tests.unit.test_metrics import parse, value
-from workers.store import DocumentSource, Status
 
 pytestmark = pytest.mark.anyio
 INDEX, ACTE = DocumentSource.INDEX, DocumentSource.ACTE

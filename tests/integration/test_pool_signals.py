@@ -20,12 +20,12 @@ import anyio
 import asyncpg
 import pytest
 
+from domain import Status
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.signals import REPEAT_WINDOW_SECONDS, Action, SignalState, on_signal
+from pool.cli.signals import REPEAT_WINDOW_SECONDS, Action, SignalState, on_signal
 from tests.support.pool_process import PoolProcess, pool_env, wait_for
 from tests.support.queue_fill import enqueue_all, fetch, make_documents
 from tests.support.sql import Q
-from workers.store import Status
 
 TERM, INT, QUIT = signal.SIGTERM, signal.SIGINT, signal.SIGQUIT
 GRACE = 600.0

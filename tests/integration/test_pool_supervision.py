@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain import DocumentSource, Status
 from gemini_simulator import SimulatorConfig, run_simulator
 from pool.manager import PoolManager
-from pool.metrics import render_metrics
-from pool.panel import render_line
-from pool.runtime import Runtime, open_runtime
-from pool.snapshot import PoolSnapshot, WorkerCrash
+from pool.status.metrics import render_metrics
+from pool.status.panel import render_line
+from pool.status.snapshot import PoolSnapshot, WorkerCrash
 from pool.supervision import (
     NotReady,
     Readiness,
@@ -33,11 +33,12 @@ from pool.supervision import (
     recent_crashes,
     restart_delay,
 )
+from pool.wiring.runtime import Runtime, open_runtime
+from store import ClaimedJob
 from tests.integration.test_pool_manager import actes, pool_settings, rows
 from tests.support.pool_process import wait_for
 from tests.unit.test_metrics import parse, value
 from tests.unit.test_panel import WALL, sample_snapshot, text_of
-from workers.store import ClaimedJob, DocumentSource, Status
 from workers.worker import JobReport, Outcome, QueueTarget, Worker
 
 POLICY = SupervisionPolicy()

@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.samples import acte_document, index_document, index_page_lines, write_pdf
-from pool.settings import load_settings
+from pool.cli.samples import acte_document, index_document, index_page_lines, write_pdf
+from pool.wiring.settings import load_settings
 from ratelimit import GeminiLimiter
 from workers.errors import GeminiJobError
 from workers.gemini import GeminiClient, RetryPolicy

@@ -11,13 +11,13 @@ import anyio
 import asyncpg
 import pytest
 
-from migrations import discover
-from migrations.runner import apply_migrations
+from store import CachedResult, QueueStore, StoreError
+from store.migrations import discover
+from store.migrations.runner import apply_migrations
+from store.postgres import PostgresStore
+from store.supabase import SupabaseStore
 from tests.support.postgrest import serve_postgrest
 from tests.support.sql import Q
-from workers.store import CachedResult, QueueStore, StoreError
-from workers.store.postgres import PostgresStore
-from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 INDEX_V1 = "index:v1:gemini-2.5-flash"

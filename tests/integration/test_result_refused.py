@@ -12,15 +12,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from domain import DocumentSource, Status
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.samples import acte_document, write_pdf
+from pool.cli.samples import acte_document, write_pdf
+from store import QueueStore, ResultRefused
 from tests.integration.test_workers_e2e import enqueue, outcome_rows, pool_runtime, settings_for
 from tests.support.databases import temporary_database_async
 from tests.support.pool_run import run_until_idle
 from tests.support.sql import Q
 from workers.pipelines import acte
 from workers.pipelines.context import Models
-from workers.store import DocumentSource, QueueStore, ResultRefused, Status
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ import pytest
 import redis as sync_redis
 
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.samples import acte_paragraphs, write_pdf
+from pool.cli.samples import acte_paragraphs, write_pdf
 from tests.support.pool_process import ROOT
 from tests.support.redis_server import RedisServer, free_port
 

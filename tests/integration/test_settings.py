@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pool.settings import (
+from pool.wiring.settings import (
     NOT_SETTINGS,
     Settings,
     SettingsError,

@@ -22,7 +22,7 @@ import gemini_simulator.server
 from gemini_simulator import Simulator, SimulatorConfig, run_simulator
 from gemini_simulator.continuation import MARKER
 from gemini_simulator.media import open_pdf, render_gray
-from pool.samples import (
+from pool.cli.samples import (
     acte_document,
     document_seed,
     index_document,

@@ -20,10 +20,11 @@ import anyio
 import asyncpg
 import pytest
 
+from domain import DocumentSource, Status
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.runtime import Runtime, open_runtime
-from pool.samples import acte_paragraphs, index_lines, write_pdf
-from pool.settings import Settings
+from pool.cli.samples import acte_paragraphs, index_lines, write_pdf
+from pool.wiring.runtime import Runtime, open_runtime
+from pool.wiring.settings import Settings
 from tests.integration.test_workers_e2e import settings_for as e2e_settings_for
 from tests.support.pool_run import run_until_idle
 from tests.support.sql import Q
@@ -35,7 +36,6 @@ from tests.support.storage_server import (
 )
 from workers.documents import FetchConfig, StorageTarget, fetch_document
 from workers.errors import DocumentError, DocumentMissing, ServiceUnavailable
-from workers.store import DocumentSource, Status
 from workers.worker import JobReport, Outcome
 
 pytestmark = pytest.mark.anyio

@@ -10,18 +10,12 @@ import anyio
 import asyncpg
 import pytest
 
+from domain import DocumentSource, Status
+from store import FailOutcome, QueueStore, StoreError, StoreUnavailable
+from store.postgres import PostgresStore
+from store.supabase import SupabaseStore
 from tests.support.postgrest import serve_postgrest
 from tests.support.sql import Q
-from workers.store import (
-    DocumentSource,
-    FailOutcome,
-    QueueStore,
-    Status,
-    StoreError,
-    StoreUnavailable,
-)
-from workers.store.postgres import PostgresStore
-from workers.store.supabase import SupabaseStore
 
 pytestmark = pytest.mark.anyio
 INDEX = DocumentSource.INDEX

@@ -16,9 +16,9 @@ import asyncpg
 import pymupdf
 import pytest
 
+from domain import DocumentSource, Status
 from gemini_simulator import SimulatorConfig, run_simulator
-from pool.runtime import Runtime, open_runtime
-from pool.samples import (
+from pool.cli.samples import (
     SampleIndexPage,
     acte_document,
     index_document,
@@ -26,12 +26,12 @@ from pool.samples import (
     index_page_lines,
     write_pdf,
 )
-from pool.settings import Settings, load_settings
+from pool.wiring.runtime import Runtime, open_runtime
+from pool.wiring.settings import Settings, load_settings
 from tests.support.pool_run import run_until_idle
 from tests.support.sql import Q
 from workers.pipelines.index_text import parse_index_text
 from workers.pipelines.pages import split_pages
-from workers.store import DocumentSource, Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 INDEX, ACTE = DocumentSource.INDEX, DocumentSource.ACTE

@@ -14,8 +14,9 @@ from typing import TextIO
 
 import anyio
 
-from workers.store import DocumentSource, StoreError
-from workers.store.postgres import PostgresStore
+from domain import DocumentSource
+from store import StoreError
+from store.postgres import PostgresStore
 
 
 async def claimer(

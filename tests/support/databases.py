@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import asyncpg
 
-from migrations.runner import apply_migrations
+from store.migrations.runner import apply_migrations
 from tests.support.sql import Q
 
 ADMIN_URL = os.environ.get("OCR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

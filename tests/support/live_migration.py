@@ -24,8 +24,9 @@ from typing import Literal
 import anyio
 import asyncpg
 
-from migrations import Migration, discover, load_queries
-from migrations.runner import StepEvent, apply_migrations
+from store.migrations import Migration, discover
+from store.migrations.runner import StepEvent, apply_migrations
+from store.sql import load_queries
 from tests.support.databases import ADMIN_URL
 
 HERE = Path(__file__).parent

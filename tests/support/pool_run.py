@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import anyio
 
-from pool.runtime import Runtime
-from workers.store import DocumentSource
+from domain import DocumentSource
+from pool.wiring.runtime import Runtime
 from workers.worker import JobReport, QueueTarget
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from migrations import load_queries
+from store.sql import load_queries
 
 _Q = load_queries(Path(__file__).with_name("postgrest.sql"))
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")

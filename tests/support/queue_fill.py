@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg
 
-from pool.samples import acte_paragraphs, index_lines, write_pdf
+from pool.cli.samples import acte_paragraphs, index_lines, write_pdf
 from tests.support.sql import Q
 
 

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migrations import load_queries
+from store.sql import load_queries
 
 Q = load_queries(Path(__file__).with_name("queries.sql"))

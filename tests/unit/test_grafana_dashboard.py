@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pool.metrics import PoolMetrics
+from pool.status.metrics import PoolMetrics
 from tests.unit.test_metrics import full_snapshot
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "ocr-pool.json"

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pool.ingest import (
+from domain import DocumentSource
+from pool.cli.ingest import (
     Scan,
     batches,
     duplicate_line,
@@ -18,7 +19,6 @@ from pool.ingest import (
     scan,
     summary_line,
 )
-from workers.store import DocumentSource
 
 MB = 1024 * 1024
 

@@ -19,8 +19,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
+from domain import DocumentSource
 from pool.bill import BillRow
-from pool.metrics import (
+from pool.status.metrics import (
     CONTENT_TYPE,
     OPENMETRICS_CONTENT_TYPE,
     PoolMetrics,
@@ -28,11 +29,10 @@ from pool.metrics import (
     format_bound,
     render_metrics,
 )
-from pool.snapshot import PoolSnapshot
-from pool.stats import DURATION_BUCKETS, PoolStats
+from pool.status.snapshot import PoolSnapshot
+from pool.status.stats import DURATION_BUCKETS, PoolStats
 from ratelimit import FleetUsage
 from tests.unit.test_panel import FLASH, PRO, sample_snapshot
-from workers.store import DocumentSource
 from workers.worker import JobReport, Outcome
 
 Labels = tuple[tuple[str, str], ...]

@@ -11,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from postgrest.exceptions import APIError
 
-from workers.outage_policy import outage_pause, refused_too_long, renew_pause
-from workers.store import StoreError, StoreUnavailable
-from workers.store.reachability import (
+from store import StoreError, StoreUnavailable
+from store.reachability import (
     OutageWatch,
     Reachability,
     answers_again_line,
@@ -23,7 +22,8 @@ from workers.store.reachability import (
     outage_seconds,
     unreachable_line,
 )
-from workers.store.supabase import database_unreachable
+from store.supabase import database_unreachable
+from workers.outage_policy import outage_pause, refused_too_long, renew_pause
 
 
 def test_outage_pause_doubles_from_a_fifth_of_a_second_to_its_cap() -> None:

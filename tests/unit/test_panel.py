@@ -12,13 +12,14 @@ import pytest
 from rich.console import Console
 
 from capacity import LeaseInfo, Resources, ServerState
-from pool.logs import LogFormat
-from pool.panel import compact, duration, panel_json, render_block, render_line, render_panel
-from pool.snapshot import Allocation, ModeWorkers, PoolSnapshot, tally_workers
-from pool.start import status_printer
-from pool.stats import PoolStats
+from domain import DocumentSource
+from pool.cli.logs import LogFormat
+from pool.cli.start import status_printer
+from pool.status.panel import compact, duration, panel_json, render_block, render_line, render_panel
+from pool.status.snapshot import Allocation, ModeWorkers, PoolSnapshot, tally_workers
+from pool.status.stats import PoolStats
 from ratelimit import FleetUsage, ModelUsage
-from workers.store import DocumentSource, SourceComposition
+from store import SourceComposition
 from workers.worker import JobReport, Outcome
 
 WALL = 1_700_000_000.0

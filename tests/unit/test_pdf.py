@@ -15,7 +15,7 @@ import anyio
 import pymupdf
 import pytest
 
-from pool.samples import index_lines
+from pool.cli.samples import index_lines
 from workers.errors import DocumentError
 from workers.pdf import (
     PdfLimits,
@@ -48,7 +48,7 @@ def _write(path: Path, pages: list[list[str]], size: tuple[float, float] = (612,
 
 @pytest.fixture
 def good_pdf(tmp_path: Path) -> Path:
-    """Three US-letter pages of French index lines, as pool.samples writes them."""
+    """Three US-letter pages of French index lines, as pool.cli.samples writes them."""
     return _write(tmp_path / "index.pdf", [index_lines(page, 30) for page in range(3)])
 
 

@@ -1,4 +1,4 @@
-"""pool.samples: realistic index pages (header, inscriptions with parties and qualités) and
+"""pool.cli.samples: realistic index pages (header, inscriptions with parties and qualités) and
 deeds, deterministic per seed, whose lines are exactly the PDFs' text layer."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gemini_simulator.media import open_pdf
-from pool.samples import (
+from pool.cli.samples import (
     INDEX_CELLS,
     acte_document,
     document_seed,

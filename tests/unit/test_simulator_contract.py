@@ -16,7 +16,7 @@ from gemini_simulator.config import ConfigError, SimulatorConfig
 from gemini_simulator.continuation import MARKER, partial_of, remainder
 from gemini_simulator.errors import ApiError
 from gemini_simulator.wire import parse_generate_request
-from pool.samples import (
+from pool.cli.samples import (
     index_page_lines,
     inscription_line,
     sample_index_page,

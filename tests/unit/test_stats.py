@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from pool.stats import DURATION_BUCKETS, MAX_ERROR_CHARS, PoolStats
-from workers.store import DocumentSource
+from domain import DocumentSource
+from pool.status.stats import DURATION_BUCKETS, MAX_ERROR_CHARS, PoolStats
 from workers.worker import JobReport, Outcome
 
 INDEX = DocumentSource.INDEX

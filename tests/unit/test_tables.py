@@ -15,15 +15,15 @@ from rich.text import Text
 
 from capacity import LeaseInfo, Resources, ServerState
 from pool.bill import BillRow
-from pool.capacity_cli import _holders_table, _servers_table
-from pool.demo_run import summary_of
-from pool.fleet_view import pools_table, queue_stats_table
-from pool.gemini_cli import bill_table, gemini_table
-from pool.panel import render_panel
-from pool.tables import FREE_MIN, Column, FitTable, SideBySide, render_text
+from pool.cli.capacity import _holders_table, _servers_table
+from pool.cli.demo_run import summary_of
+from pool.cli.fleet import pools_table, queue_stats_table
+from pool.cli.gemini import bill_table, gemini_table
+from pool.status.panel import render_panel
+from pool.status.tables import FREE_MIN, Column, FitTable, SideBySide, render_text
 from ratelimit import FleetUsage, ModelUsage
+from store import SourceStats
 from tests.unit.test_panel import WALL, sample_snapshot, sample_stats
-from workers.store import SourceStats
 
 WIDTHS = (60, 80, 100, 120, 160, 240)
 LITE = "gemini-2.5-flash-lite"

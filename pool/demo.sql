@@ -1,4 +1,0 @@
--- Statements of the demo set-up (pool/demo.py), run on the server's admin database.
-
--- name: database_exists
-SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1);
