@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -51,10 +51,10 @@ from benchmarks.support import (
     write_backlog,
 )
 from capacity import CapacityLedger
-from capacity.resources import parse_costs
 from domain import DocumentSource
 from gemini_simulator import SimulatorConfig
 from pool.manager import PoolManager
+from pool.wiring.configs import host_config
 from pool.wiring.runtime import open_runtime
 from tests.support.databases import temporary_database_async
 from workers.worker import JobReport, Outcome
@@ -143,14 +143,15 @@ async def run_phase(
             # Before: fixed costs and a guard that stops every lease; now: the defaults.
             runtime.capacity = CapacityLedger.for_host(
                 runtime.redis,
-                settings.ocr_server_id,
-                max_cpu=None,
-                max_ram=None,
-                reserve_cpu_percent=phase.reserve_cpu,
-                reserve_ram_percent=20,
-                prefix=prefix,
-                lease_seconds=args.capacity_lease,
-                costs=parse_costs(settings.ocr_capacity_costs),
+                replace(
+                    host_config(settings),
+                    max_cpu=None,
+                    max_ram=None,
+                    reserve_cpu_percent=phase.reserve_cpu,
+                    reserve_ram_percent=20,
+                    prefix=prefix,
+                    lease_seconds=args.capacity_lease,
+                ),
                 measure=phase.measured,
                 guarantee_progress=phase.measured,
             )

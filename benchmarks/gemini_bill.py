@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from benchmarks.support import REDIS_URL, drop_prefix
 from gemini_simulator import SimulatorConfig, run_simulator
 from pool.cli.samples import acte_document, index_document, index_page_lines, write_pdf
+from pool.wiring.configs import limiter_config, price_table
 from pool.wiring.settings import load_settings
 from ratelimit import GeminiLimiter
 from workers.gemini import GeminiClient, RetryPolicy
@@ -47,7 +48,7 @@ async def measure(
     async with run_simulator(config) as sim:
         settings = load_settings(gemini_base_url=sim.url, gemini_api_key="sim-key")
         redis = Redis.from_url(REDIS_URL)
-        limiter = GeminiLimiter(redis, settings.limiter_config(), prefix=prefix)
+        limiter = GeminiLimiter(redis, limiter_config(settings), prefix=prefix)
         client = GeminiClient(
             limiter, api_key="sim-key", base_url=sim.url, retry=RetryPolicy(base_delay=0.01)
         )
@@ -56,7 +57,7 @@ async def measure(
             models=Models(index=MODEL, acte_extract=MODEL, acte_boost=MODEL),
             pdf_limits=PdfLimits(dpi=100),
             thinking=thinking,
-            prices=settings.price_table(),
+            prices=price_table(settings),
         )
         try:
             info = await inspect_pdf(index_pdf, ctx.pdf_limits)

@@ -10,7 +10,7 @@ from capacity.errors import CapacityError, CapacityRefused
 from capacity.fleet import read_fleet, server_ids
 from capacity.keys import ServerKeys, server_keys
 from capacity.lease import Lease
-from capacity.ledger import CapacityLedger
+from capacity.ledger import CapacityLedger, HostConfig
 from capacity.maintenance import run_maintenance
 from capacity.meter import CpuMeter
 from capacity.policy import Decision, Limits, available_milli, can_ever_fit, decide
@@ -34,6 +34,7 @@ __all__ = [
     "CapacityRefused",
     "CpuMeter",
     "Decision",
+    "HostConfig",
     "HostProbe",
     "Lease",
     "LeaseInfo",

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -57,6 +58,21 @@ async def _call(server_id: str, what: str, call: Callable[[], Awaitable[T]]) -> 
         raise CapacityError(
             redact(f"capacity ledger ({server_id}): {what} failed: {type(exc).__name__}: {exc}")
         ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """A machine's ledger as configured: its size (None: what psutil reports), the share
+    kept free, the Redis prefix, the lease term and each kind's cost."""
+
+    server_id: str
+    max_cpu: float | None = None
+    max_ram: float | None = None
+    reserve_cpu_percent: float = 20.0
+    reserve_ram_percent: float = 20.0
+    prefix: str = ""
+    lease_seconds: float = 30.0
+    costs: Mapping[str, Resources] = field(default_factory=lambda: dict(DEFAULT_COSTS))
 
 
 class CapacityLedger:
@@ -123,22 +139,25 @@ class CapacityLedger:
         self._logged_costs = dict(costs)
 
     @classmethod
-    def for_host(
-        cls,
-        redis: Redis,
-        server_id: str,
-        *,
-        max_cpu: float | None = None,
-        max_ram: float | None = None,
-        reserve_cpu_percent: float = 20.0,
-        reserve_ram_percent: float = 20.0,
-        **options: Any,
-    ) -> CapacityLedger:
-        """The ledger of the machine this process runs on: limits from the settings
-        (psutil where unset) and a pressure guard on the same reserves."""
-        limits = resolve_limits(max_cpu, max_ram, reserve_cpu_percent, reserve_ram_percent)
-        options.setdefault("guard", PressureGuard(reserve_cpu_percent, reserve_ram_percent))
-        return cls(redis, server_id, limits=limits, **options)
+    def for_host(cls, redis: Redis, config: HostConfig, **options: Any) -> CapacityLedger:
+        """The ledger of the machine this process runs on: limits from `config` (psutil
+        where unset) and a pressure guard on the same reserves. `options` go to the
+        constructor (tests and benchmarks: `measure`, `guarantee_progress`, ...)."""
+        limits = resolve_limits(
+            config.max_cpu, config.max_ram, config.reserve_cpu_percent, config.reserve_ram_percent
+        )
+        options.setdefault(
+            "guard", PressureGuard(config.reserve_cpu_percent, config.reserve_ram_percent)
+        )
+        return cls(
+            redis,
+            config.server_id,
+            limits=limits,
+            prefix=config.prefix,
+            lease_seconds=config.lease_seconds,
+            costs=config.costs,
+            **options,
+        )
 
     @property
     def lease_ms(self) -> int:

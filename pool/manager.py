@@ -24,16 +24,9 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
-import pymupdf
-from redis.exceptions import (
-    AuthenticationError,
-    AuthenticationWrongNumberOfArgsError,
-    RedisError,
-    ResponseError,
-)
+from redis.exceptions import RedisError
 
 from capacity import run_maintenance
 from capacity.errors import redact
@@ -56,9 +49,10 @@ from pool.supervision import (
     pool_readiness,
     restart_delay,
 )
-from pool.wiring.runtime import Runtime
-from pool.wiring.settings import redact_url
+from pool.wiring.configs import PoolConfig, pool_config
+from pool.wiring.runtime import Runtime, StartupError
 from store import SourceComposition, StoreError, StoreUnavailable
+from workers.pdf import warm_renderer
 from workers.worker import JobReport, Outcome, Worker
 
 log = logging.getLogger("pool")
@@ -68,10 +62,6 @@ INDEX, ACTE = DocumentSource.INDEX, DocumentSource.ACTE
 Policy = Callable[[AllocationRules, TypeDemand, TypeDemand, Allocation | None], Allocation]
 WorkerFactory = Callable[[str, DocumentSource, Callable[[JobReport], None]], Worker]
 """(name, mode, on_report) -> a new worker; `Runtime.worker` unless a test passes its own."""
-
-
-class StartupError(RuntimeError):
-    """The pool cannot start: one line saying what is wrong (no secret in it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +112,7 @@ class PoolManager:
     def __init__(
         self,
         runtime: Runtime,
+        config: PoolConfig | None = None,
         *,
         until_empty: bool = False,
         pool_id: str | None = None,
@@ -130,40 +121,35 @@ class PoolManager:
         supervision: SupervisionPolicy | None = None,
         worker_factory: WorkerFactory | None = None,
     ) -> None:
-        settings = runtime.settings
+        config = config or pool_config(runtime.settings)
         self.runtime = runtime
-        self.settings = settings
+        self.config = config
         self.until_empty = until_empty
         self.pool_id = pool_id or secrets.token_hex(3)
-        self.server_id = settings.ocr_server_id
-        self.rules = AllocationRules(
-            pool_size=settings.ocr_worker_pool_size,
-            min_index=settings.ocr_min_index_workers,
-            min_acte=settings.ocr_min_acte_workers,
-            hysteresis=settings.ocr_rebalance_hysteresis,
-        )
+        self.server_id = config.server_id
+        self.rules = config.rules
+        index_seed, acte_seed = config.seed_seconds
         self.service_times = ServiceTimes(
             runtime.redis,
-            settings.ocr_redis_prefix,
-            {
-                INDEX.value: settings.ocr_index_seconds_seed,
-                ACTE.value: settings.ocr_acte_seconds_seed,
-            },
+            config.redis_prefix,
+            {INDEX.value: index_seed, ACTE.value: acte_seed},
         )
-        interval = settings.ocr_rebalance_interval_ms / 1000
         self.fleet = FleetState(
-            runtime.redis, settings.ocr_redis_prefix, self.pool_id, ttl_seconds=3 * interval + 10
+            runtime.redis,
+            config.redis_prefix,
+            self.pool_id,
+            ttl_seconds=3 * config.rebalance_seconds + 10,
         )
         self.day_usage = DayUsage(
             runtime.limiter,
             [t.store for t in runtime.targets],
-            flush_seconds=settings.gemini_rpd_flush_seconds,
+            flush_seconds=config.rpd_flush_seconds,
         )
         self.bill = BillPublisher(
             runtime.redis,
             runtime.gemini.stats,
-            prefix=settings.ocr_redis_prefix,
-            timezone=settings.gemini_quota_timezone,
+            prefix=config.redis_prefix,
+            timezone=config.quota_timezone,
             prices=runtime.pipelines.prices,
         )
         self.on_status = on_status
@@ -199,7 +185,7 @@ class PoolManager:
         """monotonic time of recent crashes (readiness looks at its window only)"""
         self.workers = [
             self._new_worker(f"{self.server_id}-{self.pool_id}-w{n:02d}", INDEX, self._on_report)
-            for n in range(settings.ocr_worker_pool_size)
+            for n in range(config.rules.pool_size)
         ]
 
     # -- control ------------------------------------------------------------------------
@@ -244,25 +230,7 @@ class PoolManager:
     async def warm_up(self) -> None:
         """Touch everything once before the first claim, so a wrong setting or an
         unreachable service fails here, in one line, and the first job is not slow."""
-        shown = redact_url(self.settings.redis_url.get_secret_value())
-        try:
-            with anyio.fail_after(15):
-                await self.runtime.redis.ping()
-        except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
-            if not isinstance(exc, ResponseError) or "NOAUTH" in str(exc):
-                if urlsplit(self.settings.redis_url.get_secret_value()).password is None:
-                    raise StartupError(
-                        f"Redis {shown} requires a password: put it in REDIS_URL "
-                        "(redis://:PASSWORD@host:port/db)"
-                    ) from None
-                raise StartupError(
-                    f"Redis {shown} refused the credentials in REDIS_URL: {redact(str(exc))}"
-                ) from None
-            raise StartupError(f"Redis {shown}: {redact(str(exc))}") from None
-        except Exception as exc:
-            raise StartupError(
-                f"Redis is not reachable at {shown}: {type(exc).__name__}: {redact(str(exc))}"
-            ) from None
+        await self.runtime.check_redis()
         for target in self.runtime.targets:
             try:
                 await target.store.ping()
@@ -278,8 +246,8 @@ class PoolManager:
                 await self.runtime.capacity.publish()
             except Exception as exc:
                 raise StartupError(f"capacity ledger: {redact(str(exc))}") from None
-        await anyio.to_thread.run_sync(_tiny_render)
-        if not self.settings.local_roots:
+        await anyio.to_thread.run_sync(warm_renderer)
+        if not self.config.local_roots:
             log.warning(
                 "OCR_LOCAL_ROOTS is unset: a local path in the queue is read wherever it "
                 "points; set it to the directories documents may come from"
@@ -288,7 +256,7 @@ class PoolManager:
             if self._scratch is None or self._scratch.closed:
                 self._scratch = await start_clean(
                     self.runtime.limiter,
-                    prefix=self.settings.ocr_redis_prefix,
+                    prefix=self.config.redis_prefix,
                     server_id=self.server_id,
                     pool_id=self.pool_id,
                     workers=[w.name for w in self.workers],
@@ -301,18 +269,16 @@ class PoolManager:
         threads = limit_threads()
         log.debug("blocking calls (PDF renders, copies) on at most %d threads", threads)
         async with AsyncExitStack() as stack:
-            port = self.settings.ocr_metrics_port
+            port = self.config.metrics_port
             if port is not None:
                 try:
                     server = await stack.enter_async_context(
-                        serve_health(
-                            self.settings.ocr_metrics_host, port, self.snapshot, self.readiness
-                        )
+                        serve_health(self.config.metrics_host, port, self.snapshot, self.readiness)
                     )
                 except OSError as exc:
                     raise StartupError(
                         f"OCR_METRICS_PORT: cannot listen on "
-                        f"{self.settings.ocr_metrics_host}:{port}: {exc.strerror or exc}"
+                        f"{self.config.metrics_host}:{port}: {exc.strerror or exc}"
                     ) from None
                 self.health_url = server.url  # serve_health logs where it listens
             await self.warm_up()
@@ -346,7 +312,7 @@ class PoolManager:
         try:
             async with anyio.create_task_group() as services:
                 services.start_soon(self._every, self._rebalance_seconds, self.rebalance)
-                services.start_soon(self._every, self.settings.ocr_lease_seconds / 2, self._recover)
+                services.start_soon(self._every, self.config.lease_seconds / 2, self._recover)
                 services.start_soon(self._every, 2.0, self._publish_assignments)
                 services.start_soon(self.runtime.limiter.run_publisher)
                 services.start_soon(self.day_usage.run)
@@ -389,12 +355,12 @@ class PoolManager:
             for slot in range(len(self.workers)):
                 crew.start_soon(supervised, slot)
             await self._stop.wait()
-            with anyio.move_on_after(self.settings.ocr_shutdown_grace_seconds):
+            with anyio.move_on_after(self.config.shutdown_grace_seconds):
                 await self._workers_done.wait()
             if not self._workers_done.is_set():
                 log.warning(
                     "grace period of %.0f s over: giving back the jobs still in hand",
-                    self.settings.ocr_shutdown_grace_seconds,
+                    self.config.shutdown_grace_seconds,
                 )
                 crew.cancel_scope.cancel()
 
@@ -453,7 +419,7 @@ class PoolManager:
 
     @property
     def _rebalance_seconds(self) -> float:
-        return self.settings.ocr_rebalance_interval_ms / 1000
+        return self.config.rebalance_seconds
 
     async def _every(self, seconds: float, call: Callable[[], Any]) -> None:
         while True:
@@ -576,7 +542,7 @@ class PoolManager:
         assert self.on_status is not None
         while True:
             self.on_status(await self.snapshot())
-            await anyio.sleep(self.settings.ocr_status_interval_ms / 1000)
+            await anyio.sleep(self.config.status_seconds)
 
     # -- what operators see ---------------------------------------------------------------
     async def snapshot(self) -> PoolSnapshot:
@@ -654,12 +620,3 @@ def _innermost(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
-
-
-def _tiny_render() -> None:
-    """Load pymupdf's renderer once (fonts, code pages) before the first real page."""
-    doc = pymupdf.open()
-    page = doc.new_page(width=72, height=72)
-    page.insert_text((10, 40), "ok")
-    page.get_pixmap(matrix=pymupdf.Matrix(0.5, 0.5), colorspace=pymupdf.csGRAY, alpha=False)
-    doc.close()

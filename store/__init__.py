@@ -1,4 +1,6 @@
-"""Queue stores: one interface (`QueueStore`), a direct-Postgres and a Supabase adapter."""
+"""Queue stores: one interface (`QueueStore`), a direct-Postgres and a Supabase adapter,
+opened from a `StoreAddress` (`store.opening`). Importing this package loads no driver:
+asyncpg and the Supabase SDK are imported when a store of theirs is opened."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from store.models import (
     SourceComposition,
     SourceStats,
 )
+from store.opening import StoreAddress, open_store, open_stores
 
 __all__ = [
     "CachedResult",
@@ -23,31 +26,9 @@ __all__ = [
     "ResultRefused",
     "SourceComposition",
     "SourceStats",
+    "StoreAddress",
     "StoreError",
     "StoreUnavailable",
     "open_store",
+    "open_stores",
 ]
-
-
-async def open_store(
-    env: str,
-    *,
-    database_url: str | None = None,
-    supabase_url: str | None = None,
-    supabase_key: str | None = None,
-    pool_size: int = 10,
-    display_target: str = "",
-) -> QueueStore:
-    """Connect to one environment's queue: directly when a database URL is given,
-    else through Supabase. The Supabase SDK is imported only when needed."""
-    if database_url:
-        from store.postgres import PostgresStore
-
-        return await PostgresStore.connect(
-            env, database_url, max_size=pool_size, display_target=display_target
-        )
-    if supabase_url and supabase_key:
-        from store.supabase import SupabaseStore
-
-        return await SupabaseStore.connect(env, supabase_url, supabase_key)
-    raise StoreError(f"environment '{env}' has neither a database URL nor Supabase credentials")

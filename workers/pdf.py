@@ -113,6 +113,15 @@ class RenderedPage:
     dpi: float
 
 
+def warm_renderer() -> None:
+    """Load pymupdf's renderer once (fonts, code pages) before the first real page."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=72, height=72)
+    page.insert_text((10, 40), "ok")
+    page.get_pixmap(matrix=pymupdf.Matrix(0.5, 0.5), colorspace=pymupdf.csGRAY, alpha=False)
+    doc.close()
+
+
 def quiet_mupdf() -> None:
     """Stop MuPDF printing warnings about damaged files on stderr (process-wide)."""
     pymupdf.TOOLS.mupdf_display_errors(False)

@@ -172,7 +172,8 @@ def enqueue(
     )
 
     from pool.cli.ingest import batches, duplicate_line, enqueue_batch, scan, summary_line
-    from pool.wiring.queues import queue_stores
+    from pool.wiring.configs import store_addresses
+    from store import open_stores
 
     settings = settings_or_exit()
     target = _resolve_env(settings, env)
@@ -187,7 +188,7 @@ def enqueue(
         duplicates: list[tuple[str, int]] = []
         if not found.files:
             return created, duplicates
-        async with queue_stores(settings, [target]) as (store,):
+        async with open_stores(store_addresses(settings, [target])) as (store,):
             with Progress(
                 TextColumn("enqueue"),
                 BarColumn(),
@@ -233,13 +234,14 @@ def requeue_failed(
     env: Annotated[str | None, typer.Option(help="Only this environment (default: all).")] = None,
 ) -> None:
     """Put documents that failed OCR (status 4) back in the queue with fresh attempts."""
-    from pool.wiring.queues import queue_stores
+    from pool.wiring.configs import store_addresses
+    from store import open_stores
 
     settings = settings_or_exit()
     envs = [settings.environment(env)] if env else _require(settings)
 
     async def main() -> None:
-        async with queue_stores(settings, envs) as stores:
+        async with open_stores(store_addresses(settings, envs)) as stores:
             for store in stores:
                 count = await store.requeue_failed(source)
                 out.print(f"{store.env}: requeued {count} document(s)", markup=False)
@@ -256,13 +258,14 @@ def status(
 
     from pool.cli.fleet import pools_or_error, pools_table, queue_stats_table
     from pool.cli.gemini import gemini_or_error, gemini_table
-    from pool.wiring.queues import queue_stores
+    from pool.wiring.configs import store_addresses
+    from store import open_stores
 
     settings = settings_or_exit()
     envs = _require(settings)
 
     async def main() -> dict[str, list[SourceStats]]:
-        async with queue_stores(settings, envs) as stores:
+        async with open_stores(store_addresses(settings, envs)) as stores:
             return {store.env: await store.stats() for store in stores}
 
     stats = _run(main)
@@ -325,8 +328,8 @@ def start(
     import anyio
 
     from pool.cli.start import configure_logging, run_pool, status_printer
-    from pool.manager import StartupError
     from pool.process_limits import limit_malloc_arenas
+    from pool.wiring.runtime import StartupError
     from pool.wiring.settings import SettingsError
     from store import StoreError
 
@@ -359,8 +362,8 @@ def demo(
 
     from pool.cli.demo_run import run_demo, summary_table
     from pool.cli.start import configure_logging, status_printer
-    from pool.manager import StartupError
     from pool.process_limits import limit_malloc_arenas
+    from pool.wiring.runtime import StartupError
     from pool.wiring.settings import SettingsError
     from store import StoreError
 
@@ -389,4 +392,3 @@ finish(app)
 
 def main() -> None:
     app(prog_name="ocr-pool")
-

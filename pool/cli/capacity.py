@@ -64,17 +64,11 @@ def register(app: typer.Typer) -> None:
 
 
 async def _read(settings: Settings, servers: list[str]) -> list[ServerState]:
-    from redis.asyncio import Redis
-
     from capacity import read_fleet
+    from pool.wiring.redis_client import redis_client
 
-    redis = Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
-    )
-    try:
+    async with redis_client(settings) as redis:
         return await read_fleet(redis, settings.ocr_redis_prefix, servers)
-    finally:
-        await redis.aclose()
 
 
 def _num(value: float | None, unit: str = "") -> str:

@@ -7,30 +7,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from capacity.errors import redact
 from pool.fleet_state import ALLOCATION_KEY, ASSIGNMENTS_KEY
 from pool.status.tables import Column, FitTable
+from pool.wiring.redis_client import redis_client
 from pool.wiring.settings import Settings, redact_url
 from store import SourceStats
 
 
 async def read_pools(settings: Settings) -> dict[str, Any]:
     """`{"pools": {id: {...allocation, "workers": {name: assignment}}}}`; raises on Redis errors."""
-    redis = Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        socket_connect_timeout=5,
-        socket_timeout=10,
-        decode_responses=True,
-    )
     prefix = settings.ocr_redis_prefix
-    try:
+    async with redis_client(settings, decode_responses=True) as redis:
         raw = await redis.get(f"{prefix}{ALLOCATION_KEY}")
         assignments = await redis.hgetall(f"{prefix}{ASSIGNMENTS_KEY}")
-    finally:
-        await redis.aclose()
     pools: dict[str, Any] = {}
     if raw:
         for pool_id, entry in json.loads(raw).get("pools", {}).items():

@@ -24,33 +24,22 @@ if TYPE_CHECKING:  # imported where used: registering the command loads none of 
 
 
 async def read_gemini(settings: Settings) -> FleetUsage:
-    from redis.asyncio import Redis
-
+    from pool.wiring.configs import limiter_config
+    from pool.wiring.redis_client import redis_client
     from ratelimit import read_fleet_usage
 
-    redis = Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
-    )
-    try:
-        return await read_fleet_usage(redis, settings.ocr_redis_prefix, settings.limiter_config())
-    finally:
-        await redis.aclose()
+    async with redis_client(settings) as redis:
+        return await read_fleet_usage(redis, settings.ocr_redis_prefix, limiter_config(settings))
 
 
 async def read_todays_bill(settings: Settings) -> tuple[str, list[BillRow]]:
     """(quota day, the fleet's bill for it per model) from Redis."""
-    from redis.asyncio import Redis
-
     from pool.bill import quota_day, read_bill
+    from pool.wiring.redis_client import redis_client
 
     day = quota_day(settings.gemini_quota_timezone)
-    redis = Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
-    )
-    try:
+    async with redis_client(settings) as redis:
         return day, await read_bill(redis, settings.ocr_redis_prefix, day)
-    finally:
-        await redis.aclose()
 
 
 def bill_table(day: str, rows: list[BillRow]) -> FitTable:

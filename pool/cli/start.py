@@ -20,10 +20,10 @@ from rich.console import Console
 from pool.cli.logs import LogFormat, json_line
 from pool.cli.logs import configure_logging as _configure
 from pool.cli.signals import STOP_SIGNALS, Action, SignalState, on_signal
-from pool.manager import PoolManager, StartupError
+from pool.manager import PoolManager
 from pool.status.panel import panel_json, render_block, render_panel
 from pool.status.snapshot import PoolSnapshot
-from pool.wiring.runtime import open_runtime
+from pool.wiring.runtime import StartupError, open_runtime
 from pool.wiring.settings import Settings, SettingsError
 from store import StoreError
 
@@ -40,7 +40,7 @@ def configure_logging(settings: Settings | None = None) -> None:
 
 
 async def _watch_signals(manager: PoolManager) -> None:
-    grace = manager.settings.ocr_shutdown_grace_seconds
+    grace = manager.config.shutdown_grace_seconds
     state = SignalState()
     with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async for signum in signals:

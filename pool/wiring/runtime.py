@@ -1,32 +1,56 @@
 """Everything a pool's workers share, built from the settings and closed together:
 Redis, the Gemini limiter and client, the queue stores with their document storage,
-one HTTP session for downloads, the capacity ledger, the pipelines' context."""
+one HTTP session for downloads, the capacity ledger, the pipelines' context. Each part's
+configuration comes from `pool.wiring.configs`; this module only opens and closes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
+import anyio
 from redis.asyncio import Redis
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    ResponseError,
+)
 
-from capacity import CapacityLedger, parse_costs
+from capacity import CapacityLedger
+from capacity.errors import redact
 from domain import DocumentSource
-from pool.wiring.queues import open_environment
-from pool.wiring.settings import QueueEnvironment, Settings, SettingsError
+from pool.wiring.configs import (
+    MB,
+    gemini_retry,
+    host_config,
+    limiter_config,
+    models,
+    output_room,
+    pdf_limits,
+    price_table,
+    store_address,
+    thinking_budgets,
+    worker_config,
+)
+from pool.wiring.redis_client import new_redis
+from pool.wiring.settings import QueueEnvironment, Settings, SettingsError, redact_url
 from ratelimit import GeminiLimiter
-from workers.documents import FetchConfig, StorageTarget
-from workers.gemini import GeminiClient, RetryPolicy
-from workers.job_policy import JobRetryPolicy
-from workers.pdf import PdfLimits
-from workers.pipelines.context import Models, PipelineContext
+from store import open_store
+from workers.documents import StorageTarget
+from workers.gemini import GeminiClient
+from workers.pipelines.context import PipelineContext
 from workers.worker import JobReport, QueueTarget, Worker, WorkerConfig
 
-MB = 1024 * 1024
 NO_KEY = "unset"
 """Sent as the API key when GEMINI_BASE_URL points at a proxy or simulator and no
 GEMINI_API_KEY is set (the SDK insists on one)."""
+
+
+class StartupError(RuntimeError):
+    """The pool cannot start: one line saying what is wrong (no secret in it)."""
 
 
 @dataclass(slots=True)
@@ -40,6 +64,10 @@ class Runtime:
     capacity: CapacityLedger | None
     pipelines: PipelineContext
     worker_config: WorkerConfig
+
+    async def check_redis(self) -> None:
+        """Ping Redis once (`check_redis`): a `StartupError` of one line if it fails."""
+        await check_redis(self.redis, self.settings)
 
     def worker(
         self,
@@ -75,34 +103,6 @@ def storage_target(env: QueueEnvironment) -> StorageTarget | None:
     return None
 
 
-def worker_config(settings: Settings) -> WorkerConfig:
-    return WorkerConfig(
-        fetch=FetchConfig(
-            max_bytes=round(settings.ocr_max_document_mb * MB),
-            local_roots=settings.local_roots,
-            buckets={
-                DocumentSource.INDEX.value: settings.ocr_storage_bucket_index,
-                DocumentSource.ACTE.value: settings.ocr_storage_bucket_acte,
-            },
-            timeout_seconds=settings.ocr_download_timeout_seconds,
-        ),
-        lease_seconds=settings.ocr_lease_seconds,
-        heartbeat_seconds=settings.ocr_heartbeat_seconds,
-        idle_poll_seconds=settings.ocr_idle_poll_seconds,
-        retry=JobRetryPolicy(settings.ocr_retry_base_seconds, settings.ocr_retry_max_seconds),
-        use_cache=settings.ocr_result_cache,
-        steal=settings.ocr_work_stealing,
-    )
-
-
-def pdf_limits(settings: Settings) -> PdfLimits:
-    return PdfLimits(
-        max_pages=settings.ocr_max_pages,
-        dpi=settings.ocr_render_dpi,
-        max_page_pixels=round(settings.ocr_max_page_megapixels * 1_000_000),
-    )
-
-
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, capacity: bool = True) -> AsyncIterator[Runtime]:
     """Open everything for a pool of workers; raises `SettingsError` / `StoreError` /
@@ -110,43 +110,27 @@ async def open_runtime(settings: Settings, *, capacity: bool = True) -> AsyncIte
     api_key = gemini_api_key(settings)
     envs = settings.require_queue()
     async with AsyncExitStack() as stack:
-        redis = Redis.from_url(
-            settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10
-        )
+        redis = new_redis(settings)
         stack.push_async_callback(redis.aclose)
-        limiter = GeminiLimiter(redis, settings.limiter_config(), prefix=settings.ocr_redis_prefix)
+        limiter = GeminiLimiter(redis, limiter_config(settings), prefix=settings.ocr_redis_prefix)
         gemini = GeminiClient(
             limiter,
             api_key=api_key,
             base_url=settings.gemini_base_url,
             timeout_seconds=settings.gemini_timeout_seconds,
-            retry=RetryPolicy(
-                max_attempts=settings.gemini_max_attempts,
-                base_delay=settings.gemini_retry_base_seconds,
-                max_delay=max(30.0, settings.gemini_retry_base_seconds),
-            ),
+            retry=gemini_retry(settings),
         )
         stack.push_async_callback(gemini.aclose)
         targets: list[QueueTarget] = []
         for env in envs:
-            store = await open_environment(env, settings)
+            store = await open_store(store_address(env, settings))
             stack.push_async_callback(store.close)
             targets.append(QueueTarget(store, storage_target(env)))
         http = aiohttp.ClientSession()
         stack.push_async_callback(http.close)
         ledger = None
         if capacity:
-            ledger = CapacityLedger.for_host(
-                redis,
-                settings.ocr_server_id,
-                max_cpu=settings.server_max_cpu,
-                max_ram=settings.server_max_ram,
-                reserve_cpu_percent=settings.server_reserve_cpu_percent,
-                reserve_ram_percent=settings.server_reserve_ram_percent,
-                prefix=settings.ocr_redis_prefix,
-                lease_seconds=settings.ocr_capacity_lease_seconds,
-                costs=parse_costs(settings.ocr_capacity_costs),
-            )
+            ledger = CapacityLedger.for_host(redis, host_config(settings))
         yield Runtime(
             settings=settings,
             redis=redis,
@@ -157,17 +141,38 @@ async def open_runtime(settings: Settings, *, capacity: bool = True) -> AsyncIte
             capacity=ledger,
             pipelines=PipelineContext(
                 gemini=gemini,
-                models=Models(
-                    index=settings.gemini_model_index,
-                    acte_extract=settings.gemini_model_acte_extract,
-                    acte_boost=settings.gemini_model_acte_boost,
-                ),
+                models=models(settings),
                 pdf_limits=pdf_limits(settings),
-                output=settings.output_room(),
-                thinking=settings.thinking_budgets(),
-                prices=settings.price_table(),
+                output=output_room(settings),
+                thinking=thinking_budgets(settings),
+                prices=price_table(settings),
                 page_concurrency=settings.ocr_index_page_concurrency,
                 inline_max_bytes=round(settings.gemini_inline_max_mb * MB),
             ),
             worker_config=worker_config(settings),
         )
+
+
+async def check_redis(redis: Redis, settings: Settings) -> None:
+    """Ping Redis once; what is wrong (unreachable, a password missing or refused) as a
+    `StartupError` of one line, the URL shown without its secret."""
+    url = settings.redis_url.get_secret_value()
+    shown = redact_url(url)
+    try:
+        with anyio.fail_after(15):
+            await redis.ping()
+    except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
+        if not isinstance(exc, ResponseError) or "NOAUTH" in str(exc):
+            if urlsplit(url).password is None:
+                raise StartupError(
+                    f"Redis {shown} requires a password: put it in REDIS_URL "
+                    "(redis://:PASSWORD@host:port/db)"
+                ) from None
+            raise StartupError(
+                f"Redis {shown} refused the credentials in REDIS_URL: {redact(str(exc))}"
+            ) from None
+        raise StartupError(f"Redis {shown}: {redact(str(exc))}") from None
+    except Exception as exc:
+        raise StartupError(
+            f"Redis is not reachable at {shown}: {type(exc).__name__}: {redact(str(exc))}"
+        ) from None

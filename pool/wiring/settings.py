@@ -27,9 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ratelimit.config import LimiterConfig, Quota, day_offset_seconds, parse_model_quotas
-from workers.pipelines.output import OutputRoom, ThinkingBudgets
-from workers.pricing import PriceTable, parse_prices
+from ratelimit.config import day_offset_seconds, parse_model_quotas
+from workers.pricing import parse_prices
 
 ENVIRONMENT_NAMES = ("prod", "staging", "dev")
 """Queue environments, in the order they are polled."""
@@ -365,50 +364,6 @@ class Settings(BaseSettings):
                 f"(configured: {', '.join(sorted(known)) or 'none'})"
             )
         return self
-
-    # --- derived ------------------------------------------------------------
-    def limiter_config(self) -> LimiterConfig:
-        """What the shared Gemini limiter enforces, from the GEMINI_* settings."""
-        return LimiterConfig(
-            Quota(self.gemini_rpm_limit, self.gemini_tpm_limit, self.gemini_rpd_limit),
-            parse_model_quotas(self.gemini_model_limits),
-            window_seconds=self.gemini_window_seconds,
-            day_timezone=self.gemini_quota_timezone,
-            wire_margin_seconds=self.gemini_wire_margin_seconds,
-        )
-
-    def output_room(self) -> OutputRoom:
-        """`max_output_tokens` per step: the step's setting, else GEMINI_MAX_OUTPUT_TOKENS,
-        else the step's default."""
-        default = OutputRoom()
-
-        def pick(step: str) -> int:
-            own: int | None = getattr(self, f"gemini_max_output_tokens_{step}")
-            if own is not None:
-                return own
-            if self.gemini_max_output_tokens is not None:
-                return self.gemini_max_output_tokens
-            value: int = getattr(default, step)
-            return value
-
-        return OutputRoom(
-            index=pick("index"), acte_extract=pick("acte_extract"), acte_boost=pick("acte_boost")
-        )
-
-    def thinking_budgets(self) -> ThinkingBudgets:
-        """Per step: the step's setting, else GEMINI_THINKING_BUDGET, else None (the least
-        the model allows)."""
-
-        def pick(step: str) -> int | None:
-            own: int | None = getattr(self, f"gemini_thinking_budget_{step}")
-            return own if own is not None else self.gemini_thinking_budget
-
-        return ThinkingBudgets(
-            index=pick("index"), acte_extract=pick("acte_extract"), acte_boost=pick("acte_boost")
-        )
-
-    def price_table(self) -> PriceTable:
-        return PriceTable.from_setting(self.gemini_prices)
 
     @property
     def local_roots(self) -> tuple[Path, ...]:

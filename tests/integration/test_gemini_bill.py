@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from gemini_simulator import SimulatorConfig, run_simulator
 from gemini_simulator.server import Simulator
 from pool.bill import BillPublisher, BillRow, growth, parse_bill, quota_day, read_bill
+from pool.wiring.configs import limiter_config
 from pool.wiring.settings import load_settings
 from ratelimit import GeminiLimiter
 from tests.integration.test_gemini_cli import ocr_pool
@@ -115,7 +116,7 @@ def test_bill_growth_and_parsing() -> None:
 async def client_for(sim: Simulator, prefix: str) -> AsyncIterator[GeminiClient]:
     redis = Redis.from_url("redis://127.0.0.1:6379/0")
     settings = load_settings(gemini_base_url=sim.url, gemini_api_key="k")
-    limiter = GeminiLimiter(redis, settings.limiter_config(), prefix=prefix)
+    limiter = GeminiLimiter(redis, limiter_config(settings), prefix=prefix)
     client = GeminiClient(
         limiter, api_key="k", base_url=sim.url, retry=RetryPolicy(base_delay=0.01)
     )

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from gemini_simulator import SimulatorConfig, run_simulator
 from pool.cli.samples import acte_document, index_document, index_page_lines, write_pdf
+from pool.wiring.configs import limiter_config
 from pool.wiring.settings import load_settings
 from ratelimit import GeminiLimiter
 from workers.errors import GeminiJobError
@@ -140,7 +141,7 @@ async def context(
     async with run_simulator(config) as sim:
         settings = load_settings(gemini_base_url=sim.url, gemini_api_key="sim-key")
         redis = Redis.from_url("redis://127.0.0.1:6379/0")
-        limiter = GeminiLimiter(redis, settings.limiter_config(), prefix=redis_prefix)
+        limiter = GeminiLimiter(redis, limiter_config(settings), prefix=redis_prefix)
         gemini = GeminiClient(
             limiter,
             api_key="sim-key",
