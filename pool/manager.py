@@ -1,9 +1,10 @@
 """The pool manager: N workers in one process, re-divided between index and acte by the
 work waiting, supervised until asked to stop.
 
-`run()` warms up (connections, Lua scripts, a tiny render) and fails fast with one clear
-line if Redis, a database or the settings are wrong; then it runs, in one task group,
-the workers, the rebalancer (at start and every OCR_REBALANCE_INTERVAL_MS), the
+`run()` warms up (connections, Lua scripts) and fails fast with one clear line if Redis,
+a database or the settings are wrong; then it runs, in one task group, the workers, the
+preheat (google-genai and the PDF renderer loaded in threads while the workers claim),
+the rebalancer (at start and every OCR_REBALANCE_INTERVAL_MS), the
 reaper of expired leases, the limiter's publisher, the capacity ledger's maintenance,
 the fleet state in Redis, the status printer and, when configured, the health and
 metrics endpoint. A worker task that crashes is restarted after a jittered, capped
@@ -38,7 +39,6 @@ from pool.fleet_state import FleetState
 from pool.leftovers import PoolTempDir, TempDirError, leave, start_clean
 from pool.process_limits import limit_threads
 from pool.service_times import ServiceTimes
-from pool.status.health import serve_health
 from pool.status.snapshot import Allocation as SnapshotAllocation
 from pool.status.snapshot import PoolSnapshot, WorkerCrash, tally_workers
 from pool.status.stats import PoolStats
@@ -228,8 +228,9 @@ class PoolManager:
     """This pool's temporary directory (claimed at the end of the warm-up)."""
 
     async def warm_up(self) -> None:
-        """Touch everything once before the first claim, so a wrong setting or an
-        unreachable service fails here, in one line, and the first job is not slow."""
+        """Touch every connection once before the first claim, so a wrong setting or an
+        unreachable service fails here, in one line (what only a job needs is loaded by
+        `_preheat`, while the workers claim)."""
         await self.runtime.check_redis()
         for target in self.runtime.targets:
             try:
@@ -246,7 +247,6 @@ class PoolManager:
                 await self.runtime.capacity.publish()
             except Exception as exc:
                 raise StartupError(f"capacity ledger: {redact(str(exc))}") from None
-        await anyio.to_thread.run_sync(warm_renderer)
         if not self.config.local_roots:
             log.warning(
                 "OCR_LOCAL_ROOTS is unset: a local path in the queue is read wherever it "
@@ -264,6 +264,24 @@ class PoolManager:
         except (TempDirError, OSError, ValueError) as exc:
             raise StartupError(f"temporary files: {exc}") from None
 
+    async def _preheat(self) -> None:
+        """What the first job needs and the first claim does not: google-genai loaded
+        and its client made, pymupdf's renderer loaded once (fonts, code pages). Both
+        run in threads while the workers claim, so the pool claims within a second of
+        its start (imports included) and the first job waits for these only if it gets
+        to its Gemini call or its render first. A failure stops the pool with one line;
+        jobs in hand are given back untouched."""
+        try:
+            await self.runtime.gemini.prepare()
+        except Exception as exc:
+            raise StartupError(
+                f"the Gemini SDK: {type(exc).__name__}: {redact(str(exc))}"
+            ) from None
+        try:
+            await anyio.to_thread.run_sync(warm_renderer)
+        except Exception as exc:
+            raise StartupError(f"the PDF renderer: {type(exc).__name__}: {exc}") from None
+
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> None:
         threads = limit_threads()
@@ -271,6 +289,8 @@ class PoolManager:
         async with AsyncExitStack() as stack:
             port = self.config.metrics_port
             if port is not None:
+                from pool.status.health import serve_health  # aiohttp.web: only when asked
+
                 try:
                     server = await stack.enter_async_context(
                         serve_health(self.config.metrics_host, port, self.snapshot, self.readiness)
@@ -317,6 +337,7 @@ class PoolManager:
                 services.start_soon(self.runtime.limiter.run_publisher)
                 services.start_soon(self.day_usage.run)
                 services.start_soon(self.bill.run)
+                services.start_soon(self._preheat)
                 if self.runtime.capacity is not None:
                     services.start_soon(run_maintenance, self.runtime.capacity)
                 if self.on_status is not None:

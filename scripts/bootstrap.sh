@@ -27,4 +27,8 @@ fi
 # CI images) every `ocr-pool start` would otherwise compile google-genai & co. from
 # source again: 3.1 s of imports instead of 1.2 s on a 2-core machine.
 "${UV[@]}" sync --frozen --quiet --compile-bytecode >&2
+# The project itself is installed editable: compile its modules too (stale ones are
+# recompiled by their timestamps), as an installed wheel would be.
+"$ROOT/.venv/bin/python" -m compileall -q -j 0 pool workers store domain ratelimit capacity \
+    gemini_simulator >&2
 export PATH="$ROOT/.venv/bin:$PATH"

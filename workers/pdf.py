@@ -49,22 +49,26 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
-import pymupdf
 
 from workers.errors import DocumentError
+
+if TYPE_CHECKING:
+    import pymupdf
 
 _MAGIC = b"%PDF-"
 _EOF_MARKER = b"%%EOF"
 _HEAD_WINDOW = 1024  # bytes searched for %PDF- at the start and %%EOF at the end
+
+
 # What pymupdf raises on damaged input: its own FileDataError (a RuntimeError),
 # ValueError, and the MuPDF binding's FzError* classes (plain Exceptions).
-_PYMUPDF_ERRORS: tuple[type[Exception], ...] = (
-    RuntimeError,
-    ValueError,
-    pymupdf.mupdf.FzErrorBase,
-)
+def _pymupdf_errors() -> tuple[type[Exception], ...]:
+    import pymupdf
+
+    return (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ class RenderedPage:
 
 def warm_renderer() -> None:
     """Load pymupdf's renderer once (fonts, code pages) before the first real page."""
+    import pymupdf  # here, not at import: a pool claims before it loads (~0.1 s)
+
     doc = pymupdf.open()
     page = doc.new_page(width=72, height=72)
     page.insert_text((10, 40), "ok")
@@ -124,6 +130,8 @@ def warm_renderer() -> None:
 
 def quiet_mupdf() -> None:
     """Stop MuPDF printing warnings about damaged files on stderr (process-wide)."""
+    import pymupdf
+
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
 
@@ -189,6 +197,8 @@ def expected_pixmap_size(page_rect: pymupdf.Rect, scale: float) -> tuple[int, in
 
 
 def _pixmap_size(page_rect: pymupdf.Rect, scale: float) -> tuple[int, int]:
+    import pymupdf
+
     box = (page_rect * pymupdf.Matrix(scale, scale)).irect
     return max(int(box.width), 1), max(int(box.height), 1)
 
@@ -212,6 +222,8 @@ def _read_edges(path: Path, name: str) -> tuple[int, bytes, bytes]:
 
 def _open(path: Path, name: str) -> tuple[pymupdf.Document, bytes]:
     """Open a PDF after the cheap checks; the caller closes it. Returns (doc, tail)."""
+    import pymupdf
+
     size, head, tail = _read_edges(path, name)
     if size == 0:
         raise DocumentError(f"document {name} is an empty file (0 bytes)")
@@ -223,7 +235,7 @@ def _open(path: Path, name: str) -> tuple[pymupdf.Document, bytes]:
         doc = pymupdf.open(path, filetype="pdf")
     except pymupdf.EmptyFileError:
         raise DocumentError(f"document {name} is an empty file (0 bytes)") from None
-    except _PYMUPDF_ERRORS as exc:
+    except _pymupdf_errors() as exc:
         raise DocumentError(
             f"document {name} is a corrupt PDF (pymupdf cannot open it{_detail(exc, path)})"
         ) from None
@@ -263,7 +275,7 @@ def _inspect(path: Path, limits: PdfLimits, name: str) -> PdfInfo:
                 page = doc.load_page(index)
                 rect = page.rect
                 text = page.get_text("text") if not has_text else ""
-            except _PYMUPDF_ERRORS as exc:
+            except _pymupdf_errors() as exc:
                 raise DocumentError(
                     f"document {name} is a corrupt PDF (page {index + 1} cannot be loaded: "
                     f"{_one_line(exc)})"
@@ -289,6 +301,8 @@ def _inspect(path: Path, limits: PdfLimits, name: str) -> PdfInfo:
 
 
 def _render(path: Path, page_index: int, limits: PdfLimits, name: str) -> RenderedPage:
+    import pymupdf
+
     doc, _ = _open(path, name)
     try:
         if not 0 <= page_index < doc.page_count:
@@ -302,7 +316,7 @@ def _render(path: Path, page_index: int, limits: PdfLimits, name: str) -> Render
                 matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csGRAY, alpha=False
             )
             png = pix.tobytes("png")
-        except _PYMUPDF_ERRORS as exc:
+        except _pymupdf_errors() as exc:
             raise DocumentError(
                 f"document {name} is a corrupt PDF (page {page_index + 1} cannot be "
                 f"rendered: {_one_line(exc)})"
@@ -327,6 +341,8 @@ def _text_layer(path: Path, name: str) -> list[str]:
 
 
 def _write_pages(source: Path, destination: Path, page_indexes: list[int], name: str) -> None:
+    import pymupdf
+
     doc, _ = _open(source, name)
     try:
         for index in page_indexes:
@@ -351,6 +367,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _detail(exc: BaseException, path: Path) -> str:
     """MuPDF's own words, unless they only repeat the (temporary) file name."""
+    import pymupdf
+
     if isinstance(exc, pymupdf.FileDataError):
         return ""
     return ": " + _one_line(exc).replace(str(path), "<file>")

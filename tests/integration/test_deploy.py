@@ -169,7 +169,9 @@ def test_prometheus_scrapes_every_pool_and_loads_the_rules(compose: dict[str, An
 
 def test_alert_rules_name_metrics_the_pool_exports() -> None:
     rules = load_yaml(DEPLOY / "prometheus-alerts.yml")
-    exported = set(re.findall(r'"(ocr_pool_[a-z_]+)"', (ROOT / "pool" / "metrics.py").read_text()))
+    exported = set(
+        re.findall(r'"(ocr_pool_[a-z_]+)"', (ROOT / "pool" / "status" / "metrics.py").read_text())
+    )
     assert len(exported) > 20
     names = [r["alert"] for g in rules["groups"] for r in g["rules"]]
     assert len(names) == len(set(names))

@@ -274,7 +274,7 @@ async def test_an_upload_goes_through_the_clients_one_retry_loop(
         run_simulator(SimulatorConfig(port=0, latency_ms=1)) as sim,
         client_for(sim, redis_prefix) as client,
     ):
-        files = client._sdk.aio.files
+        files = (await client.prepare()).client.aio.files
         upload = files.upload
         tries: list[int] = []
 

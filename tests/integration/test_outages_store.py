@@ -334,7 +334,7 @@ async def test_a_store_reports_the_outage_it_lived_through(
             await store.close()
         stored = await row(server.url, job_id)
     assert (stored["status_id"], stored["ocr_attempts"]) == (Status.OCR_COMPLETE, 0)
-    said = [r.getMessage() for r in caplog.records if r.name == "store"]
+    said = [r.getMessage() for r in caplog.records if r.name == "workers.store"]
     assert len([m for m in said if "unreachable" in m]) == 1, said
     assert len([m for m in said if "answers again" in m]) == 1, said
     assert not [r for r in caplog.records if r.exc_info and r.levelno > logging.DEBUG]

@@ -15,21 +15,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
-import aiohttp
 import anyio
-import httpx
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 from pydantic import BaseModel, ValidationError
 
 from ratelimit import GeminiLimiter, RequestTooLarge, Reservation, parse_quota_error
 from ratelimit.estimate import GEMINI_2, TokenRates
 from workers.errors import GeminiBlocked, GeminiJobError, PermanentJobError, ServiceUnavailable
-from workers.gemini.request import GeminiRequest, Pdf, estimate_tokens, to_sdk_config, to_sdk_parts
+from workers.gemini.request import GeminiRequest, Pdf, estimate_tokens
 from workers.gemini.retry import Failure, RetryPolicy, classify_status
+
+if TYPE_CHECKING:  # loaded on first use, off the event loop (`GeminiClient.prepare`)
+    from google.genai.errors import APIError
+
+    from workers.gemini.sdk import File, Response, Transport
 
 log = logging.getLogger("workers.gemini")
 T = TypeVar("T")
@@ -37,19 +38,6 @@ T = TypeVar("T")
 BLOCKING_FINISH = frozenset(
     {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "RECITATION"}
 )
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    TimeoutError,
-    aiohttp.ClientError,
-    httpx.HTTPError,
-    genai_errors.UnknownApiResponseError,
-    ValueError,  # the SDK raises bare ValueErrors on some unreadable answers
-)
-NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectorError,
-    httpx.ConnectError,
-)
-"""The request certainly never reached Gemini: its grant is refunded."""
-CLEANUP_ERRORS: tuple[type[BaseException], ...] = (genai_errors.APIError, *NETWORK_ERRORS)
 
 
 class GeminiRejected(PermanentJobError):
@@ -91,7 +79,7 @@ class _Tries:
     quota_errors: int = 0
 
 
-def _api_failure(exc: genai_errors.APIError, what: str) -> Exception:
+def _api_failure(exc: APIError, what: str) -> Exception:
     """What an HTTP error from Gemini becomes: the key refused or the request rejected
     end the job; anything else (a 429, a 5xx) is worth another attempt."""
     failure = classify_status(exc.code, exc.details)
@@ -191,7 +179,7 @@ class ClientStats:
         )
 
 
-def _describe_api_error(exc: genai_errors.APIError) -> str:
+def _describe_api_error(exc: APIError) -> str:
     message = " ".join(str(exc.message or "").split())[:200]
     status = f" {exc.status}" if exc.status else ""
     return f"HTTP {exc.code}{status}" + (f": {message}" if message else "")
@@ -225,17 +213,42 @@ class GeminiClient:
         self.retry = retry or RetryPolicy()
         self.rates = rates
         self.stats = ClientStats()
-        options = types.HttpOptions(timeout=self._timeout_ms)
-        if base_url:
-            options.base_url = base_url
-        self._sdk = genai.Client(api_key=api_key, http_options=options)
+        self._api_key = api_key
+        self._base_url = base_url
+        self._transport: Transport | None = None
+        self._loading = anyio.Lock()
 
     @property
     def _timeout_ms(self) -> int:
         return max(1, round(self.timeout_seconds * 1000))
 
+    async def prepare(self) -> Transport:
+        """The SDK client, made on first use: google-genai is imported in a thread, so
+        the event loop (claims, heartbeats) keeps running while it loads. The pool calls
+        this once its workers are claiming; a call made earlier waits for the same load."""
+        if self._transport is None:
+            async with self._loading:
+                if self._transport is None:
+                    self._transport = await anyio.to_thread.run_sync(self._new_transport)
+        return self._transport
+
+    async def _sdk(self) -> ModuleType:
+        """`workers.gemini.sdk` (its exception classes), loaded by `prepare`."""
+        await self.prepare()
+        from workers.gemini import sdk
+
+        return sdk
+
+    def _new_transport(self) -> Transport:
+        from workers.gemini.sdk import Transport
+
+        return Transport(
+            api_key=self._api_key, base_url=self._base_url, timeout_ms=self._timeout_ms
+        )
+
     async def aclose(self) -> None:
-        await self._sdk.aio.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
 
     # -- generate --------------------------------------------------------------------
     async def generate(self, request: GeminiRequest, *, worker: str = "") -> Answer:
@@ -247,6 +260,7 @@ class GeminiClient:
 
         async def attempt(tries: _Tries) -> Answer:
             nonlocal calls
+            sdk = await self._sdk()
             try:
                 reservation = await self.limiter.acquire(
                     request.model,
@@ -262,7 +276,7 @@ class GeminiClient:
             self.stats.by_model[request.model] = self.stats.by_model.get(request.model, 0) + 1
             try:
                 response = await self._send(request, reservation, worker)
-            except genai_errors.APIError as exc:
+            except sdk.APIError as exc:
                 failure = _api_failure(exc, what)
                 if isinstance(failure, _Again) and failure.quota:
                     self.stats.quota_errors += 1
@@ -279,8 +293,8 @@ class GeminiClient:
                     if isinstance(failure, _Again):
                         self.stats.transient_errors += 1
                 raise failure from None
-            except NETWORK_ERRORS as exc:
-                if isinstance(exc, NOT_SENT_ERRORS):
+            except sdk.NETWORK_ERRORS as exc:
+                if isinstance(exc, sdk.NOT_SENT_ERRORS):
                     await self.limiter.refund(reservation, worker=worker)
                 else:
                     await self.limiter.release(reservation, worker=worker)
@@ -355,9 +369,10 @@ class GeminiClient:
 
     async def _send(
         self, request: GeminiRequest, reservation: Reservation, worker: str
-    ) -> types.GenerateContentResponse:
-        contents = [types.Content(role="user", parts=to_sdk_parts(request))]
-        config = to_sdk_config(request, self._timeout_ms)
+    ) -> Response:
+        sdk = await self._sdk()
+        transport = await self.prepare()
+        contents, config = transport.prepare(request, self._timeout_ms)
         body = sum(len(getattr(p, "data", None) or b"") for p in request.parts) * 4 // 3
         try:
             # The SDK's own timeout covers the HTTP exchange; this one also bounds anything
@@ -365,26 +380,22 @@ class GeminiClient:
             with anyio.fail_after(self.timeout_seconds + 5):
                 # the grant's slot counts from here (plus the wire margin for the body)
                 await self.limiter.wire(reservation, body_bytes=body)
-                return await self._sdk.aio.models.generate_content(
-                    model=request.model, contents=contents, config=config
-                )
-        except CLEANUP_ERRORS:
+                return await transport.generate(request.model, contents, config)
+        except sdk.CLEANUP_ERRORS:
             raise  # generate settles these
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.limiter.release(reservation, worker=worker)
             raise
 
-    async def _reconcile(
-        self, reservation: Reservation, response: types.GenerateContentResponse, worker: str
-    ) -> int:
+    async def _reconcile(self, reservation: Reservation, response: Response, worker: str) -> int:
         counted = _usage(response, "prompt_token_count")
         actual = counted if counted > 0 else reservation.tokens
         await self.limiter.reconcile(reservation, actual, worker=worker)
         return actual
 
     def _read(
-        self, request: GeminiRequest, response: types.GenerateContentResponse, what: str
+        self, request: GeminiRequest, response: Response, what: str
     ) -> tuple[str, BaseModel | None]:
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
@@ -421,6 +432,7 @@ class GeminiClient:
     async def uploaded_pdf(self, path: Path, pages: int) -> AsyncIterator[Pdf]:
         """Upload a PDF through the Files API for the body of the `async with`, then delete it
         (best effort: Gemini also deletes uploads after 48 h)."""
+        sdk = await self._sdk()
         uploaded = await self._retrying(f"upload of {path.name}", lambda _: self._upload(path))
         try:
             if not uploaded.uri:
@@ -430,35 +442,31 @@ class GeminiClient:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 try:
                     if uploaded.name:
-                        await self._sdk.aio.files.delete(name=uploaded.name)
-                except CLEANUP_ERRORS as exc:
+                        await (await self.prepare()).delete(uploaded.name)
+                except sdk.CLEANUP_ERRORS as exc:
                     log.warning("could not delete uploaded file %s: %s", uploaded.name, exc)
 
-    async def _upload(self, path: Path) -> types.File:
+    async def _upload(self, path: Path) -> File:
         """One attempt at an upload (no limiter: the Files API has its own quota; a 429
         from it is retried as any transient failure)."""
+        sdk = await self._sdk()
+        transport = await self.prepare()
         try:
             with anyio.fail_after(self.timeout_seconds + 5):
-                uploaded = await self._sdk.aio.files.upload(
-                    file=str(path),
-                    config=types.UploadFileConfig(mime_type="application/pdf"),
-                )
-                while uploaded.state == types.FileState.PROCESSING and uploaded.name:
-                    await anyio.sleep(1.0)
-                    uploaded = await self._sdk.aio.files.get(name=uploaded.name)
-        except genai_errors.APIError as exc:
+                uploaded = await transport.upload_pdf(path)
+        except sdk.APIError as exc:
             failure = _api_failure(exc, f"upload of {path.name}")
             if isinstance(failure, _Again):
                 failure.quota = False
             raise failure from None
-        except NETWORK_ERRORS as exc:
+        except sdk.NETWORK_ERRORS as exc:
             raise _Again(_describe(exc)) from None
-        if uploaded.state == types.FileState.FAILED:
+        if transport.failed(uploaded):
             raise GeminiRejected(f"Gemini could not process the upload of {path.name}")
         return uploaded
 
 
-def _usage(response: types.GenerateContentResponse, name: str) -> int:
+def _usage(response: Response, name: str) -> int:
     usage = response.usage_metadata
     value = getattr(usage, name, None) if usage is not None else None
     return int(value) if isinstance(value, int) else 0

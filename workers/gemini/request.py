@@ -6,11 +6,9 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 
-from google.genai import types
 from pydantic import BaseModel
 
 from ratelimit.estimate import GEMINI_2, TokenRates, estimate_input_tokens
-from workers.gemini.thinking import thinking_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,39 +81,3 @@ def estimate_tokens(request: GeminiRequest, rates: TokenRates = GEMINI_2) -> int
         pdf_pages=sum(p.pages for p in request.parts if isinstance(p, Pdf)),
         rates=rates,
     )
-
-
-def to_sdk_parts(request: GeminiRequest) -> list[types.Part]:
-    parts: list[types.Part] = []
-    for part in request.parts:
-        if isinstance(part, Text):
-            parts.append(types.Part.from_text(text=part.text))
-        elif isinstance(part, Image):
-            parts.append(types.Part.from_bytes(data=part.data, mime_type=part.mime_type))
-        elif part.data is not None:
-            parts.append(types.Part.from_bytes(data=part.data, mime_type="application/pdf"))
-        else:
-            assert part.file_uri is not None
-            parts.append(types.Part.from_uri(file_uri=part.file_uri, mime_type="application/pdf"))
-    return parts
-
-
-def to_sdk_config(request: GeminiRequest, timeout_ms: int) -> types.GenerateContentConfig:
-    config = types.GenerateContentConfig(
-        temperature=request.temperature,
-        http_options=types.HttpOptions(timeout=timeout_ms),
-    )
-    if request.max_output_tokens is not None:
-        config.max_output_tokens = request.max_output_tokens
-    thinking = thinking_for(request.model, request.thinking_budget)
-    if thinking is not None:
-        config.thinking_config = types.ThinkingConfig(
-            thinking_budget=thinking.budget,
-            thinking_level=None if thinking.level is None else types.ThinkingLevel(thinking.level),
-        )
-    if request.system_instruction:
-        config.system_instruction = request.system_instruction
-    if request.schema is not None:
-        config.response_mime_type = "application/json"
-        config.response_schema = request.schema
-    return config
