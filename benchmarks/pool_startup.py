@@ -128,6 +128,7 @@ async def one_start(
             **environment(pool_values(url, prefix, sim_url, backlog.corpus.parent)),
             "OCR_WORKER_POOL_SIZE": str(args.workers),
             "OCR_RESULT_CACHE": "false",
+            **dict(item.split("=", 1) for item in args.env),
         }
         conn = await asyncpg.connect(url)
         try:
@@ -287,6 +288,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the pool (repeatable), e.g. MALLOC_ARENA_MAX=1",
+    )
     parser.add_argument("--workers", type=int, default=32, help="OCR_WORKER_POOL_SIZE")
     parser.add_argument("--work-seconds", type=float, default=10.0)
     parser.add_argument("--index", type=int, default=64, help="index documents queued")

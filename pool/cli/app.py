@@ -328,12 +328,12 @@ def start(
     import anyio
 
     from pool.cli.start import configure_logging, run_pool, status_printer
-    from pool.process_limits import limit_malloc_arenas
+    from pool.process_limits import bound_malloc
     from pool.wiring.runtime import StartupError
     from pool.wiring.settings import SettingsError
     from store import StoreError
 
-    limit_malloc_arenas()  # before any thread: a pool's memory, not the environment's
+    bound_malloc()  # before any thread: a pool's memory, not the environment's
     settings = settings_or_exit()
     configure_logging(settings)
     show = status_printer(out, settings.ocr_log_format)
@@ -362,12 +362,12 @@ def demo(
 
     from pool.cli.demo_run import run_demo, summary_table
     from pool.cli.start import configure_logging, status_printer
-    from pool.process_limits import limit_malloc_arenas
+    from pool.process_limits import bound_malloc
     from pool.wiring.runtime import StartupError
     from pool.wiring.settings import SettingsError
     from store import StoreError
 
-    limit_malloc_arenas()
+    bound_malloc()
     settings = settings_or_exit()
     configure_logging(settings)
     show = status_printer(out, settings.ocr_log_format)

@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from pool.process_limits import limit_malloc_arenas, limit_threads, thread_budget
+from pool.process_limits import MALLOC_BOUNDS, bound_malloc, limit_threads, thread_budget
 
 
 @pytest.mark.parametrize(
@@ -31,13 +31,19 @@ def test_the_threads_of_blocking_calls_are_capped_in_the_running_loop() -> None:
     assert after == budget == thread_budget(os.cpu_count())
 
 
-def test_an_operators_malloc_arena_max_is_left_alone() -> None:
-    assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "8"}) is False
+def test_an_operators_malloc_settings_are_left_alone() -> None:
+    assert bound_malloc({name: "8" for name in MALLOC_BOUNDS}) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_the_arena_limit_is_set_on_glibc() -> None:
-    """In a fresh interpreter (the limit is per process): mallopt accepts it."""
-    code = "from pool.process_limits import limit_malloc_arenas; print(limit_malloc_arenas({}))"
+def test_the_malloc_bounds_are_set_on_glibc() -> None:
+    """In a fresh interpreter (the bounds are per process): mallopt accepts each, and one
+    the operator set is skipped."""
+    code = (
+        "from pool.process_limits import bound_malloc; "
+        "print(bound_malloc({}), bound_malloc({'MALLOC_ARENA_MAX': '4'}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "True"
+    assert done.stdout.strip() == (
+        "['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_'] ['MALLOC_MMAP_THRESHOLD_']"
+    )
