@@ -409,3 +409,26 @@ def test_the_command_line_loads_no_driver_or_sdk_until_a_command_runs() -> None:
     assert helped.returncode == 0, helped.stderr
     for command in ("start", "status", "gemini", "capacity", "simulator", "lockdown", "cleanup"):
         assert command in helped.stdout
+
+
+LOADED_AFTER_THE_CLAIM = {"google", "httpx", "pymupdf", "fitz"}
+"""Top-level packages only a job needs: loaded by the pool's preheat, after its first claim."""
+
+
+def test_the_claim_path_loads_neither_the_gemini_sdk_nor_the_renderer() -> None:
+    """What `ocr-pool start` imports before its first claim (the command, the manager, the
+    runtime with its workers and stores) leaves google-genai and pymupdf to the preheat,
+    and the health server's aiohttp.web to a pool with OCR_METRICS_PORT."""
+    code = (
+        "import sys, pool.cli.start, pool.manager, pool.wiring.runtime, store.postgres; "
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "pool.manager" in loaded
+    assert "workers.gemini.client" in loaded
+    early = [n for n in loaded if n.split(".")[0] in LOADED_AFTER_THE_CLAIM]
+    assert early == [], early
+    assert "aiohttp.web" not in loaded
+    assert "workers.gemini.sdk" not in loaded
