@@ -19,14 +19,21 @@ from domain import DocumentSource
 from gemini_simulator.cli import register as register_simulator
 from pool.cli.capacity import register as register_capacity
 from pool.cli.cleanup import register as register_cleanup
-from pool.cli.console import die, err, out, print_report, settings_or_exit
+from pool.cli.console import (
+    die,
+    environment_or_exit,
+    err,
+    out,
+    print_report,
+    queue_environments,
+    settings_or_exit,
+)
 from pool.cli.gemini import register as register_gemini
 from pool.cli.kit import Group, finish, print_version
 from pool.cli.lockdown import register as register_lockdown
 from store.migrations import DEFAULT_LOCK_TIMEOUT_MS
 
 if TYPE_CHECKING:
-    from pool.wiring.settings import QueueEnvironment, Settings
     from store import SourceStats
 
 app = typer.Typer(
@@ -176,7 +183,7 @@ def enqueue(
     from store import open_stores
 
     settings = settings_or_exit()
-    target = _resolve_env(settings, env)
+    target = environment_or_exit(settings, env)
     found = scan(paths)
     for problem in found.problems():
         err.print(f"ocr-pool: {problem}", markup=False, highlight=False, soft_wrap=True)
@@ -238,7 +245,7 @@ def requeue_failed(
     from store import open_stores
 
     settings = settings_or_exit()
-    envs = [settings.environment(env)] if env else _require(settings)
+    envs = queue_environments(env, settings)
 
     async def main() -> None:
         async with open_stores(store_addresses(settings, envs)) as stores:
@@ -262,7 +269,7 @@ def status(
     from store import open_stores
 
     settings = settings_or_exit()
-    envs = _require(settings)
+    envs = queue_environments(None, settings)
 
     async def main() -> dict[str, list[SourceStats]]:
         async with open_stores(store_addresses(settings, envs)) as stores:
@@ -290,24 +297,6 @@ def status(
         out.print(f"Gemini limiter: {gemini}", markup=False, highlight=False)
     elif gemini.models:
         out.print(gemini_table(gemini))
-
-
-def _require(settings: Settings) -> list[QueueEnvironment]:
-    from pool.wiring.settings import SettingsError
-
-    try:
-        return settings.require_queue()
-    except SettingsError as exc:
-        die(str(exc), 2)
-
-
-def _resolve_env(settings: Settings, name: str | None) -> QueueEnvironment:
-    from pool.wiring.settings import SettingsError
-
-    try:
-        return settings.environment(name)
-    except SettingsError as exc:
-        die(str(exc), 2)
 
 
 register_capacity(app)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -11,6 +11,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from pool.wiring.settings import QueueEnvironment, Settings
 
+T = TypeVar("T")
 out = Console()
 err = Console(stderr=True)
 
@@ -23,22 +24,31 @@ def die(message: str, code: int) -> NoReturn:
 
 def settings_or_exit() -> Settings:
     """The settings, or one line and exit 2 (a command's first step)."""
-    from pool.wiring.settings import SettingsError, load_settings
+    from pool.wiring.settings import load_settings
 
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        die(str(exc), 2)
+    return _or_exit(load_settings)
 
 
-def queue_environments(env: str | None) -> list[QueueEnvironment]:
+def environment_or_exit(settings: Settings, name: str | None) -> QueueEnvironment:
+    """The queue environment `name` (None: the one configured), or one line and exit 2."""
+    return _or_exit(lambda: settings.environment(name))
+
+
+def queue_environments(env: str | None, settings: Settings | None = None) -> list[QueueEnvironment]:
     """The queue environment named `env`, or every configured one; a settings problem is
     one line and exit 2."""
+    settings = settings if settings is not None else settings_or_exit()
+    if env:
+        return [environment_or_exit(settings, env)]
+    return _or_exit(settings.require_queue)
+
+
+def _or_exit(read: Callable[[], T]) -> T:
+    """`read()`, a settings lookup; its `SettingsError` is one line and exit 2."""
     from pool.wiring.settings import SettingsError
 
-    settings = settings_or_exit()
     try:
-        return [settings.environment(env)] if env else settings.require_queue()
+        return read()
     except SettingsError as exc:
         die(str(exc), 2)
 

@@ -432,3 +432,24 @@ def test_the_claim_path_loads_neither_the_gemini_sdk_nor_the_renderer() -> None:
     assert early == [], early
     assert "aiohttp.web" not in loaded
     assert "workers.gemini.sdk" not in loaded
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("requeue-failed", "--env", "nosuch"),
+        ("enqueue", "--source", "index", "--env", "nosuch", "x.pdf"),
+        ("cleanup", "--older-than", "30d", "--dry-run", "--env", "nosuch"),
+    ],
+)
+def test_an_unknown_environment_is_one_line_and_exit_2(
+    command: tuple[str, ...], db_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Every command that takes `--env` says the same thing of a name not configured."""
+    result = ocr_pool(*command, env=db_env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ocr-pool: ")
+    assert "nosuch" in lines[0]
+    assert "Traceback" not in result.stderr
