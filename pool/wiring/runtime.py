@@ -66,8 +66,28 @@ class Runtime:
     worker_config: WorkerConfig
 
     async def check_redis(self) -> None:
-        """Ping Redis once (`check_redis`): a `StartupError` of one line if it fails."""
-        await check_redis(self.redis, self.settings)
+        """Ping Redis once; what is wrong (unreachable, a password missing or refused) as a
+        `StartupError` of one line, the URL shown without its secret."""
+        url = self.settings.redis_url.get_secret_value()
+        shown = redact_url(url)
+        try:
+            with anyio.fail_after(15):
+                await self.redis.ping()
+        except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
+            if not isinstance(exc, ResponseError) or "NOAUTH" in str(exc):
+                if urlsplit(url).password is None:
+                    raise StartupError(
+                        f"Redis {shown} requires a password: put it in REDIS_URL "
+                        "(redis://:PASSWORD@host:port/db)"
+                    ) from None
+                raise StartupError(
+                    f"Redis {shown} refused the credentials in REDIS_URL: {redact(str(exc))}"
+                ) from None
+            raise StartupError(f"Redis {shown}: {redact(str(exc))}") from None
+        except Exception as exc:
+            raise StartupError(
+                f"Redis is not reachable at {shown}: {type(exc).__name__}: {redact(str(exc))}"
+            ) from None
 
     def worker(
         self,
@@ -151,28 +171,3 @@ async def open_runtime(settings: Settings, *, capacity: bool = True) -> AsyncIte
             ),
             worker_config=worker_config(settings),
         )
-
-
-async def check_redis(redis: Redis, settings: Settings) -> None:
-    """Ping Redis once; what is wrong (unreachable, a password missing or refused) as a
-    `StartupError` of one line, the URL shown without its secret."""
-    url = settings.redis_url.get_secret_value()
-    shown = redact_url(url)
-    try:
-        with anyio.fail_after(15):
-            await redis.ping()
-    except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
-        if not isinstance(exc, ResponseError) or "NOAUTH" in str(exc):
-            if urlsplit(url).password is None:
-                raise StartupError(
-                    f"Redis {shown} requires a password: put it in REDIS_URL "
-                    "(redis://:PASSWORD@host:port/db)"
-                ) from None
-            raise StartupError(
-                f"Redis {shown} refused the credentials in REDIS_URL: {redact(str(exc))}"
-            ) from None
-        raise StartupError(f"Redis {shown}: {redact(str(exc))}") from None
-    except Exception as exc:
-        raise StartupError(
-            f"Redis is not reachable at {shown}: {type(exc).__name__}: {redact(str(exc))}"
-        ) from None

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -232,13 +231,6 @@ class GeminiClient:
                     self._transport = await anyio.to_thread.run_sync(self._new_transport)
         return self._transport
 
-    async def _sdk(self) -> ModuleType:
-        """`workers.gemini.sdk` (its exception classes), loaded by `prepare`."""
-        await self.prepare()
-        from workers.gemini import sdk
-
-        return sdk
-
     def _new_transport(self) -> Transport:
         from workers.gemini.sdk import Transport
 
@@ -260,7 +252,7 @@ class GeminiClient:
 
         async def attempt(tries: _Tries) -> Answer:
             nonlocal calls
-            sdk = await self._sdk()
+            sdk = await self.prepare()
             try:
                 reservation = await self.limiter.acquire(
                     request.model,
@@ -275,7 +267,7 @@ class GeminiClient:
             self.stats.calls += 1
             self.stats.by_model[request.model] = self.stats.by_model.get(request.model, 0) + 1
             try:
-                response = await self._send(request, reservation, worker)
+                response = await self._send(sdk, request, reservation, worker)
             except sdk.APIError as exc:
                 failure = _api_failure(exc, what)
                 if isinstance(failure, _Again) and failure.quota:
@@ -368,11 +360,9 @@ class GeminiClient:
                 await anyio.sleep(pause)
 
     async def _send(
-        self, request: GeminiRequest, reservation: Reservation, worker: str
+        self, sdk: Transport, request: GeminiRequest, reservation: Reservation, worker: str
     ) -> Response:
-        sdk = await self._sdk()
-        transport = await self.prepare()
-        contents, config = transport.prepare(request, self._timeout_ms)
+        contents, config = sdk.request_body(request, self._timeout_ms)
         body = sum(len(getattr(p, "data", None) or b"") for p in request.parts) * 4 // 3
         try:
             # The SDK's own timeout covers the HTTP exchange; this one also bounds anything
@@ -380,7 +370,7 @@ class GeminiClient:
             with anyio.fail_after(self.timeout_seconds + 5):
                 # the grant's slot counts from here (plus the wire margin for the body)
                 await self.limiter.wire(reservation, body_bytes=body)
-                return await transport.generate(request.model, contents, config)
+                return await sdk.generate(request.model, contents, config)
         except sdk.CLEANUP_ERRORS:
             raise  # generate settles these
         except BaseException:
@@ -432,8 +422,8 @@ class GeminiClient:
     async def uploaded_pdf(self, path: Path, pages: int) -> AsyncIterator[Pdf]:
         """Upload a PDF through the Files API for the body of the `async with`, then delete it
         (best effort: Gemini also deletes uploads after 48 h)."""
-        sdk = await self._sdk()
-        uploaded = await self._retrying(f"upload of {path.name}", lambda _: self._upload(path))
+        sdk = await self.prepare()
+        uploaded = await self._retrying(f"upload of {path.name}", lambda _: self._upload(sdk, path))
         try:
             if not uploaded.uri:
                 raise GeminiJobError(f"Gemini's upload of {path.name} returned no URI")
@@ -442,18 +432,16 @@ class GeminiClient:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 try:
                     if uploaded.name:
-                        await (await self.prepare()).delete(uploaded.name)
+                        await sdk.delete(uploaded.name)
                 except sdk.CLEANUP_ERRORS as exc:
                     log.warning("could not delete uploaded file %s: %s", uploaded.name, exc)
 
-    async def _upload(self, path: Path) -> File:
+    async def _upload(self, sdk: Transport, path: Path) -> File:
         """One attempt at an upload (no limiter: the Files API has its own quota; a 429
         from it is retried as any transient failure)."""
-        sdk = await self._sdk()
-        transport = await self.prepare()
         try:
             with anyio.fail_after(self.timeout_seconds + 5):
-                uploaded = await transport.upload_pdf(path)
+                uploaded = await sdk.upload_pdf(path)
         except sdk.APIError as exc:
             failure = _api_failure(exc, f"upload of {path.name}")
             if isinstance(failure, _Again):
@@ -461,7 +449,7 @@ class GeminiClient:
             raise failure from None
         except sdk.NETWORK_ERRORS as exc:
             raise _Again(_describe(exc)) from None
-        if transport.failed(uploaded):
+        if sdk.failed(uploaded):
             raise GeminiRejected(f"Gemini could not process the upload of {path.name}")
         return uploaded
 

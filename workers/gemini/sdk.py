@@ -39,7 +39,13 @@ File = types.File
 
 
 class Transport:
-    """One google-genai client (its connection pool) and the calls the pool makes."""
+    """One google-genai client (its connection pool), the calls the pool makes, and the
+    exceptions the client tells apart (as attributes, so the caller needs no import)."""
+
+    APIError = APIError
+    NETWORK_ERRORS = NETWORK_ERRORS
+    NOT_SENT_ERRORS = NOT_SENT_ERRORS
+    CLEANUP_ERRORS = CLEANUP_ERRORS
 
     def __init__(self, *, api_key: str, base_url: str | None, timeout_ms: int) -> None:
         options = types.HttpOptions(timeout=timeout_ms)
@@ -50,7 +56,7 @@ class Transport:
     async def aclose(self) -> None:
         await self.client.aio.aclose()
 
-    def prepare(
+    def request_body(
         self, request: GeminiRequest, timeout_ms: int
     ) -> tuple[list[types.Content], types.GenerateContentConfig]:
         """The SDK's contents and config for `request` (built before the slot is stamped)."""
